@@ -1,0 +1,104 @@
+"""Deterministic, rule-abiding names for every physical resource. Pure: no Pulumi, no I/O.
+
+Globally unique names (storage accounts, S3 buckets, function app host names) get a short hash of
+a seed that is stable for one stack in one subscription, so two stacks never collide and the same
+stack always gets the same names back (no random suffix in state to lose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import uuid
+
+# Namespace for the name-based UUIDs below; any fixed UUID works, it only has to never change.
+_UUID_NAMESPACE = uuid.UUID("6f1d3b0e-5c57-4b8e-9a51-6a0f2c8e7d11")
+
+# https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules
+_STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_FUNCTION_APP = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
+_BLOB_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def short_hash(seed: str, length: int = 8) -> str:
+    """Lowercase hex digest prefix of `seed`: stable across runs and machines."""
+    return hashlib.sha256(seed.encode()).hexdigest()[:length]
+
+
+def slug(value: str, max_length: int) -> str:
+    """Lowercase letters, digits and single hyphens, trimmed to `max_length`."""
+    text = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
+    return text[:max_length].rstrip("-")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why `name` breaks the S3 general-purpose bucket naming rules, or None if it is valid."""
+    if not _BUCKET.match(name):
+        return "3-63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "no two adjacent periods and no period next to a hyphen"
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        pass
+    else:
+        return "must not be formatted as an IP address"
+    if name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES):
+        return "must not use a prefix or suffix that S3 reserves (xn--, sthree-, -s3alias, --ol-s3, ...)"
+    return None
+
+
+def _checked(name: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.match(name):
+        raise ValueError(f"generated {what} name {name!r} breaks its naming rules")
+    return name
+
+
+class Names:
+    """All physical names of one stack, derived from the prefix, the stack and a unique seed."""
+
+    def __init__(self, prefix: str, stack: str, unique_seed: str) -> None:
+        self.prefix = prefix
+        self.stack = slug(stack, 12) or "stack"
+        self._hash = short_hash(f"{unique_seed}/{prefix}/{stack}")
+
+    @property
+    def resource_group(self) -> str:
+        return f"rg-{self.prefix}-{self.stack}"
+
+    def storage_account(self, role: str) -> str:
+        """`role` is a short word such as 'data' or 'host' (lowercase letters)."""
+        base = re.sub(r"[^a-z0-9]", "", self.prefix)[:10]
+        return _checked(f"{base}{role[:4]}{self._hash[:8]}", _STORAGE_ACCOUNT, "storage account")
+
+    def function_app(self, kind: str) -> str:
+        return _checked(
+            f"{self.prefix}-{self.stack}-{kind}-{self._hash[:6]}", _FUNCTION_APP, "function app"
+        )
+
+    def plan(self, kind: str) -> str:
+        return f"plan-{self.prefix}-{self.stack}-{kind}"
+
+    def user_assigned_identity(self, kind: str) -> str:
+        return f"id-{self.prefix}-{self.stack}-{kind}"
+
+    def deployment_container(self, kind: str) -> str:
+        return _checked(f"deploy-{kind}", _BLOB_CONTAINER, "blob container")
+
+    @property
+    def bucket(self) -> str:
+        name = f"{self.prefix}-{self.stack}-{self._hash}"
+        problem = bucket_name_problem(name)
+        if problem:
+            raise ValueError(f"generated bucket name {name!r}: {problem}")
+        return name
+
+    @property
+    def app_role_id(self) -> str:
+        """The app role's id must be a GUID that never changes for the stack (Entra keys on it)."""
+        return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.prefix}/{self.stack}/{self._hash}/role"))

@@ -1,0 +1,318 @@
+"""Stack configuration (`crosscloud:*` keys), parsed and validated once into a frozen dataclass.
+
+Components never read `pulumi.Config`; they get what they need from `Settings`. Every problem is
+reported before any resource is registered, each naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.naming import bucket_name_problem
+from components.trust import DEFAULT_APP_NAME
+
+NAMESPACE = "crosscloud"
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_PREFIX = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){1,11}$")
+_AZURE_LOCATION = re.compile(r"^[a-z][a-z0-9]{2,39}$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+# https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html (RoleName)
+_IAM_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# Entra app display names allow most text; we keep to what reads well in portals and CLIs.
+_DISPLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,119}$")
+_CUSTOM_AUDIENCE = re.compile(r"^(?:api|https)://[A-Za-z0-9._~:/?#@!$&'()+,;=%-]{1,240}$")
+_TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{0,256}$")
+
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+INSTANCE_MEMORY_MB = (2048, 4096)
+AUDIENCE_TENANT = "tenant"
+AUDIENCE_APP_ID = "appId"
+
+
+class SettingsError(ValueError):
+    """One or more `crosscloud:*` values are not allowed; the message lists each of them."""
+
+
+@dataclass(frozen=True)
+class AudienceChoice:
+    """How the federation app's identifier URI (the token audience) is formed."""
+
+    kind: str
+    """`tenant` (api://{tenantId}/{appDisplayName}), `appId` (api://{appId}) or `custom`."""
+    uri: str = ""
+    """The identifier URI itself when `kind` is `custom`, else empty."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated stack settings. Field docs name the config key each comes from."""
+
+    prefix: str = "crosscloud"
+    """`crosscloud:prefix`: starts every resource name; 2-12 lowercase letters, digits, hyphens."""
+    azure_location: str = "westeurope"
+    """`crosscloud:azureLocation`: Azure region for everything Azure (must offer Flex Consumption)."""
+    aws_region: str = "eu-west-1"
+    """`crosscloud:awsRegion`: AWS region of the bucket and of the STS endpoint the function calls."""
+    audience: AudienceChoice = field(default_factory=lambda: AudienceChoice(AUDIENCE_TENANT))
+    """`crosscloud:audience`: `tenant` (default), `appId`, or an explicit `api://` / `https://` URI."""
+    app_display_name: str = DEFAULT_APP_NAME
+    """`crosscloud:appDisplayName`: display name of the Entra federation application."""
+    aws_role_name: str = "S3AccessRoleFromAzure"
+    """`crosscloud:awsRoleName`: name of the IAM role the identities assume."""
+    bucket_name: str | None = None
+    """`crosscloud:bucketName`: S3 bucket name; unset derives a unique one from prefix and stack."""
+    s3_key_prefix: str = ""
+    """`crosscloud:s3KeyPrefix`: limit the role to keys under this prefix ("" = whole bucket)."""
+    extra_principal_ids: tuple[str, ...] = ()
+    """`crosscloud:extraPrincipalIds`: more service-principal object ids to trust (VMs, AKS...)."""
+    python_version: str = "3.12"
+    """`crosscloud:pythonVersion`: Python of the function apps and their package."""
+    instance_memory_mb: int = 2048
+    """`crosscloud:instanceMemoryMb`: Flex Consumption instance memory."""
+    maximum_instance_count: int = 40
+    """`crosscloud:maximumInstanceCount`: Flex Consumption scale-out limit per app."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """`crosscloud:tags`: tags put on every Azure resource and, as default tags, on AWS ones."""
+
+
+def _key(name: str) -> str:
+    return f"{NAMESPACE}:{name}"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+class _Parser:
+    """Collects every problem so one `pulumi preview` shows them all, not one per run."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def fail(self, name: str, value: Any, allowed: str) -> None:
+        self.problems.append(f"{_key(name)} = {_text(value)!r} is not allowed: {allowed}")
+
+    def string(self, name: str, default: str, check: Callable[[str], str | None]) -> str:
+        value = self.raw.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.fail(name, value, "expected a string")
+            return default
+        problem = check(value)
+        if problem:
+            self.fail(name, value, problem)
+            return default
+        return value
+
+    def structured(self, name: str, default: Any) -> Any:
+        """Pulumi hands structured config (lists, maps) to programs as JSON text."""
+        value = self.raw.get(name)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                self.fail(
+                    name, value, "expected structured YAML/JSON config (use --path or a list)"
+                )
+                return default
+        return value
+
+    def integer(self, name: str, default: int, check: Callable[[int], str | None]) -> int:
+        value = self.raw.get(name)
+        if value is None:
+            return default
+        try:
+            number = int(str(value), 10)
+        except ValueError:
+            self.fail(name, value, "expected a whole number")
+            return default
+        problem = check(number)
+        if problem:
+            self.fail(name, value, problem)
+            return default
+        return number
+
+
+def _matches(pattern: re.Pattern[str], rule: str) -> Callable[[str], str | None]:
+    return lambda value: None if pattern.match(value) else rule
+
+
+def _audience(value: str) -> str | None:
+    if value in (AUDIENCE_TENANT, AUDIENCE_APP_ID):
+        return None
+    if not _CUSTOM_AUDIENCE.match(value) or value.endswith("/") or "*" in value:
+        return (
+            f"'{AUDIENCE_TENANT}', '{AUDIENCE_APP_ID}', or an api:// or https:// URI without "
+            "wildcards, spaces or a trailing slash (it must equal the token's aud exactly)"
+        )
+    return None
+
+
+def _audience_choice(value: str) -> AudienceChoice:
+    if value in (AUDIENCE_TENANT, AUDIENCE_APP_ID):
+        return AudienceChoice(value)
+    return AudienceChoice("custom", value)
+
+
+def _key_prefix(value: str) -> str | None:
+    if len(value) > 512 or value.startswith("/") or ".." in value:
+        return "up to 512 characters, not starting with '/', without '..'"
+    if any(ch in value for ch in "*?$") or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "no IAM wildcards ('*', '?'), policy variables ('$') or control characters"
+    return None
+
+
+def _principal_ids(parser: _Parser) -> tuple[str, ...]:
+    name = "extraPrincipalIds"
+    value = parser.structured(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        parser.fail(name, value, "expected a list of object ids (GUID strings)")
+        return ()
+    ids = [item.strip().lower() for item in value]
+    bad = [item for item in ids if not _GUID.match(item)]
+    if bad:
+        parser.fail(name, bad, "each entry must be a service-principal object id (a GUID)")
+        return ()
+    if len(set(ids)) != len(ids):
+        parser.fail(name, value, "each object id may appear only once")
+        return ()
+    return tuple(ids)
+
+
+def _tags(parser: _Parser) -> dict[str, str]:
+    name = "tags"
+    value = parser.structured(name, {})
+    if not isinstance(value, dict):
+        parser.fail(name, value, "expected a map of tag names to string values")
+        return {}
+    bad = {
+        k: v
+        for k, v in value.items()
+        if not (isinstance(v, str) and _TAG_KEY.match(k) and _TAG_VALUE.match(v))
+    }
+    if bad or len(value) > 40:
+        parser.fail(
+            name,
+            bad or value,
+            "at most 40 tags; names 1-128 and values 0-256 characters of letters, digits, "
+            "spaces and _ . : / = + @ - (rules both Azure and AWS accept)",
+        )
+        return {}
+    return dict(value)
+
+
+ALLOWED_KEYS = (
+    "prefix",
+    "azureLocation",
+    "awsRegion",
+    "audience",
+    "appDisplayName",
+    "awsRoleName",
+    "bucketName",
+    "s3KeyPrefix",
+    "extraPrincipalIds",
+    "pythonVersion",
+    "instanceMemoryMb",
+    "maximumInstanceCount",
+    "tags",
+)
+
+
+def parse_settings(raw: Mapping[str, Any]) -> Settings:
+    """Validate `crosscloud:*` values (keys without the namespace) into `Settings`.
+
+    Raises `SettingsError` listing every problem, each naming the key and what is allowed.
+    """
+    parser = _Parser(raw)
+    unknown = sorted(set(raw) - set(ALLOWED_KEYS))
+    for name in unknown:
+        parser.problems.append(
+            f"{_key(name)} is not a setting of this project (a typo?); known keys: "
+            + ", ".join(_key(k) for k in ALLOWED_KEYS)
+        )
+    defaults = Settings()
+    audience = parser.string("audience", AUDIENCE_TENANT, _audience)
+    bucket = parser.string("bucketName", "", lambda v: bucket_name_problem(v))
+    python_version = parser.string(
+        "pythonVersion",
+        defaults.python_version,
+        lambda v: None if v in PYTHON_VERSIONS else "one of " + ", ".join(PYTHON_VERSIONS),
+    )
+    settings = Settings(
+        prefix=parser.string(
+            "prefix",
+            defaults.prefix,
+            _matches(
+                _PREFIX,
+                "2-12 lowercase letters, digits and single hyphens, starting with a letter",
+            ),
+        ),
+        azure_location=parser.string(
+            "azureLocation",
+            defaults.azure_location,
+            _matches(_AZURE_LOCATION, "an Azure region name such as westeurope or eastus2"),
+        ),
+        aws_region=parser.string(
+            "awsRegion",
+            defaults.aws_region,
+            _matches(_AWS_REGION, "an AWS region code such as eu-west-1 or us-east-2"),
+        ),
+        audience=_audience_choice(audience),
+        app_display_name=parser.string(
+            "appDisplayName",
+            defaults.app_display_name,
+            _matches(
+                _DISPLAY_NAME,
+                "1-120 characters of letters, digits, spaces, '.', '_' and '-', "
+                "starting with a letter or digit",
+            ),
+        ),
+        aws_role_name=parser.string(
+            "awsRoleName",
+            defaults.aws_role_name,
+            _matches(_IAM_ROLE_NAME, "1-64 characters of letters, digits and + = , . @ _ -"),
+        ),
+        bucket_name=bucket or None,
+        s3_key_prefix=parser.string("s3KeyPrefix", "", _key_prefix),
+        extra_principal_ids=_principal_ids(parser),
+        python_version=python_version,
+        instance_memory_mb=parser.integer(
+            "instanceMemoryMb",
+            defaults.instance_memory_mb,
+            lambda v: None if v in INSTANCE_MEMORY_MB else "2048 or 4096 (Flex Consumption sizes)",
+        ),
+        maximum_instance_count=parser.integer(
+            "maximumInstanceCount",
+            defaults.maximum_instance_count,
+            lambda v: None if 40 <= v <= 1000 else "a whole number from 40 to 1000",
+        ),
+        tags=_tags(parser),
+    )
+    if parser.problems:
+        raise SettingsError(
+            "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in parser.problems)
+        )
+    return settings
+
+
+def load_settings() -> Settings:
+    """Read every `crosscloud:*` key the stack sets (from the Pulumi runtime) and validate it."""
+    import pulumi.runtime  # imported here so `parse_settings` stays usable without Pulumi
+
+    everything = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    raw = {
+        key.split(":", 1)[1]: value
+        for key, value in everything.items()
+        if key.startswith(f"{NAMESPACE}:")
+    }
+    return parse_settings(raw)

@@ -1,0 +1,111 @@
+"""The one place that derives the federation facts from the tenant id, and the IAM documents.
+
+Pure functions over plain values (wrap them in `Output.apply` at the call site), so the Pulumi
+program, the local cloud's STS front and the policy pack all agree on the exact same strings.
+
+Facts behind them (DESIGN.md section 3):
+- Entra v1 access tokens carry `iss = https://sts.windows.net/{tenant}/` - with the trailing slash.
+  The IAM OIDC provider URL must equal `iss`, and IAM names its condition keys after the provider
+  URL without the scheme: `sts.windows.net/{tenant}/:aud` and `...:sub`.
+- `aud` alone would trust every principal in the tenant that can get a token for the audience,
+  so the trust policy also pins `sub` (the managed identity's service-principal object id).
+- `roles`, `oid` and `appid` are not usable as IAM condition keys; the role check lives in Entra
+  ("assignment required" on the federation app).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+APP_ROLE_VALUE = "AssumeAWSRole"
+DEFAULT_APP_NAME = "AWS-Federation-App"
+WEB_IDENTITY_ACTION = "sts:AssumeRoleWithWebIdentity"
+S3_READ_ACTIONS = ("s3:ListBucket", "s3:GetObject")
+
+
+def issuer_url(tenant_id: str) -> str:
+    """The `iss` claim of an Entra v1 access token, which is also the IAM OIDC provider URL."""
+    return f"https://sts.windows.net/{tenant_id}/"
+
+
+def condition_key_prefix(tenant_id: str) -> str:
+    """IAM names the provider's condition keys after its URL without `https://`."""
+    return issuer_url(tenant_id).removeprefix("https://")
+
+
+def tenant_audience(tenant_id: str, app_name: str = DEFAULT_APP_NAME) -> str:
+    """Default identifier URI; contains the tenant id, so Entra's URI policy accepts it."""
+    return f"api://{tenant_id}/{app_name}"
+
+
+def app_id_audience(client_id: str) -> str:
+    """`api://{appId}` passes even the strict `nonDefaultUriAddition` tenant policy."""
+    return f"api://{client_id}"
+
+
+def trust_policy(
+    provider_arn: str, tenant_id: str, audience: str, subjects: Sequence[str]
+) -> dict[str, Any]:
+    """Role trust policy: only tokens for `audience` whose `sub` is one of `subjects`."""
+    if not subjects:
+        raise ValueError("the trust policy needs at least one trusted principal id (sub)")
+    prefix = condition_key_prefix(tenant_id)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EntraManagedIdentities",
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": WEB_IDENTITY_ACTION,
+                "Condition": {
+                    "StringEquals": {
+                        f"{prefix}:aud": audience,
+                        f"{prefix}:sub": sorted(set(subjects)),
+                    }
+                },
+            }
+        ],
+    }
+
+
+def s3_read_policy(bucket: str, key_prefix: str = "") -> dict[str, Any]:
+    """Read-only access to one bucket, optionally to the keys under `key_prefix` only."""
+    list_statement: dict[str, Any] = {
+        "Sid": "ListTheBucket",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    if key_prefix:
+        list_statement["Condition"] = {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            list_statement,
+            {
+                "Sid": "ReadObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/{key_prefix}*",
+            },
+        ],
+    }
+
+
+def bucket_tls_only_policy(bucket: str) -> dict[str, Any]:
+    """Bucket policy that refuses every request not made over TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
