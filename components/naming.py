@@ -39,7 +39,10 @@ def slug(value: str, max_length: int) -> str:
 def bucket_name_problem(name: str) -> str | None:
     """Why `name` breaks the S3 general-purpose bucket naming rules, or None if it is valid."""
     if not _BUCKET.match(name):
-        return "3-63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
+        return (
+            "3-63 characters of lowercase letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit"
+        )
     if ".." in name or ".-" in name or "-." in name:
         return "no two adjacent periods and no period next to a hyphen"
     try:
@@ -49,7 +52,7 @@ def bucket_name_problem(name: str) -> str | None:
     else:
         return "must not be formatted as an IP address"
     if name.startswith(_BUCKET_RESERVED_PREFIXES) or name.endswith(_BUCKET_RESERVED_SUFFIXES):
-        return "must not use a prefix or suffix that S3 reserves (xn--, sthree-, -s3alias, --ol-s3, ...)"
+        return "no prefix or suffix that S3 reserves (xn--, sthree-, -s3alias, --ol-s3, ...)"
     return None
 
 

@@ -56,11 +56,11 @@ class Settings:
     prefix: str = "crosscloud"
     """`crosscloud:prefix`: starts every resource name; 2-12 lowercase letters, digits, hyphens."""
     azure_location: str = "westeurope"
-    """`crosscloud:azureLocation`: Azure region for everything Azure (must offer Flex Consumption)."""
+    """`crosscloud:azureLocation`: Azure region of everything Azure (must offer Flex)."""
     aws_region: str = "eu-west-1"
-    """`crosscloud:awsRegion`: AWS region of the bucket and of the STS endpoint the function calls."""
+    """`crosscloud:awsRegion`: AWS region of the bucket and of the STS endpoint used."""
     audience: AudienceChoice = field(default_factory=lambda: AudienceChoice(AUDIENCE_TENANT))
-    """`crosscloud:audience`: `tenant` (default), `appId`, or an explicit `api://` / `https://` URI."""
+    """`crosscloud:audience`: `tenant` (default), `appId`, or an `api://` / `https://` URI."""
     app_display_name: str = DEFAULT_APP_NAME
     """`crosscloud:appDisplayName`: display name of the Entra federation application."""
     aws_role_name: str = "S3AccessRoleFromAzure"
@@ -176,7 +176,7 @@ def _principal_ids(parser: _Parser) -> tuple[str, ...]:
     name = "extraPrincipalIds"
     value = parser.structured(name, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        parser.fail(name, value, "expected a list of object ids (GUID strings)")
+        parser.fail(name, parser.raw[name], "expected a list of object ids (GUID strings)")
         return ()
     ids = [item.strip().lower() for item in value]
     bad = [item for item in ids if not _GUID.match(item)]
@@ -184,7 +184,7 @@ def _principal_ids(parser: _Parser) -> tuple[str, ...]:
         parser.fail(name, bad, "each entry must be a service-principal object id (a GUID)")
         return ()
     if len(set(ids)) != len(ids):
-        parser.fail(name, value, "each object id may appear only once")
+        parser.fail(name, parser.raw[name], "each object id may appear only once")
         return ()
     return tuple(ids)
 
@@ -193,7 +193,7 @@ def _tags(parser: _Parser) -> dict[str, str]:
     name = "tags"
     value = parser.structured(name, {})
     if not isinstance(value, dict):
-        parser.fail(name, value, "expected a map of tag names to string values")
+        parser.fail(name, parser.raw[name], "expected a map of tag names to string values")
         return {}
     bad = {
         k: v

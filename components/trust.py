@@ -15,6 +15,7 @@ Facts behind them (DESIGN.md section 3):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,3 +110,33 @@ def bucket_tls_only_policy(bucket: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+def role_arn(partition: str, account_id: str, role_name: str) -> str:
+    """ARN IAM gives a role at path `/`; known before the role exists, which breaks the cycle
+    "app settings need the role ARN, the role's trust needs the app's identity"."""
+    return f"arn:{partition}:iam::{account_id}:role/{role_name}"
+
+
+# IAM counts a role trust policy without white space against a quota of 2,048 characters by
+# default, which AWS Service Quotas can raise to 4,096; nothing beyond that exists.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+TRUST_POLICY_DEFAULT_QUOTA = 2048
+TRUST_POLICY_HARD_LIMIT = 4096
+
+
+def policy_size(document: dict[str, Any]) -> int:
+    """Characters IAM counts for `document` (it ignores white space)."""
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def estimated_trust_policy_size(tenant_id: str, audience_length: int, subject_count: int) -> int:
+    """Size of the trust policy before the ids exist: object ids are GUIDs (36 characters) and
+    the provider ARN has a fixed shape, so the estimate is exact up to the audience's length."""
+    document = trust_policy(
+        f"arn:aws-us-gov:iam::000000000000:oidc-provider/{condition_key_prefix(tenant_id)}",
+        tenant_id,
+        "a" * audience_length,
+        [f"{n:036d}" for n in range(subject_count)],
+    )
+    return policy_size(document)

@@ -1,0 +1,157 @@
+"""Secretless cross-cloud access: settings -> components -> stack outputs.
+
+Two Flex Consumption function apps (system- and user-assigned identity) read Azure Blob Storage
+with Entra RBAC and S3 through an IAM role that trusts only their Entra tokens. README.md has
+the picture; DESIGN.md the reasons.
+"""
+
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+from pulumi_azure_native import authorization, resources
+
+from components import trust
+from components.aws_access import AwsWebIdentityAccess, AwsWebIdentityAccessArgs
+from components.azure_roles import AzureRole
+from components.federation_app import FederationApp, FederationAppArgs
+from components.function_app import FlexFunctionApp, FlexFunctionAppArgs
+from components.naming import Names
+from components.settings import load_settings
+from components.storage_account import SecureStorageAccount, SecureStorageAccountArgs
+
+DATA_CONTAINER = "mycontainer"
+SAMPLE_DATA = Path(__file__).parent / "sample_data"
+
+settings = load_settings()
+
+azure = authorization.get_client_config()
+aws_provider = aws.Provider(
+    "aws", region=settings.aws_region, default_tags={"tags": dict(settings.tags)}
+)
+aws_invoke = pulumi.InvokeOptions(provider=aws_provider)
+aws_account_id = aws.get_caller_identity(opts=aws_invoke).account_id
+aws_partition = aws.get_partition(opts=aws_invoke).partition
+
+names = Names(
+    settings.prefix, pulumi.get_stack(), unique_seed=f"{azure.subscription_id}/{aws_account_id}"
+)
+tags = {"managed-by": "pulumi", "project": pulumi.get_project(), **settings.tags}
+
+group = resources.ResourceGroup(
+    "group", resource_group_name=names.resource_group, location=settings.azure_location, tags=tags
+)
+
+host_storage = SecureStorageAccount(
+    "host-storage",
+    SecureStorageAccountArgs(
+        account_name=names.storage_account("host"),
+        resource_group_name=group.name,
+        location=settings.azure_location,
+        subscription_id=azure.subscription_id,
+        containers=(names.deployment_container("sami"), names.deployment_container("uami")),
+        tags=tags,
+    ),
+)
+data_storage = SecureStorageAccount(
+    "data-storage",
+    SecureStorageAccountArgs(
+        account_name=names.storage_account("data"),
+        resource_group_name=group.name,
+        location=settings.azure_location,
+        subscription_id=azure.subscription_id,
+        containers=(DATA_CONTAINER,),
+        tags=tags,
+    ),
+)
+
+federation = FederationApp(
+    "federation",
+    FederationAppArgs(
+        display_name=settings.app_display_name,
+        tenant_id=azure.tenant_id,
+        audience=settings.audience,
+        app_role_id=names.app_role_id,
+        owner_object_ids=(azure.object_id,),
+    ),
+)
+
+bucket_name = settings.bucket_name or names.bucket
+role_arn = trust.role_arn(aws_partition, aws_account_id, settings.aws_role_name)
+function_settings = {
+    "CROSSCLOUD_AUDIENCE": federation.audience,
+    "CROSSCLOUD_AWS_ROLE_ARN": role_arn,
+    "CROSSCLOUD_AWS_REGION": settings.aws_region,
+    "CROSSCLOUD_S3_BUCKET": bucket_name,
+    "CROSSCLOUD_BLOB_ACCOUNT_URL": data_storage.blob_endpoint,
+    "CROSSCLOUD_BLOB_CONTAINER": DATA_CONTAINER,
+}
+
+apps: dict[str, FlexFunctionApp] = {}
+for kind, identity in (("sami", "SystemAssigned"), ("uami", "UserAssigned")):
+    apps[kind] = FlexFunctionApp(
+        f"function-{kind}",
+        FlexFunctionAppArgs(
+            app_name=names.function_app(kind),
+            plan_name=names.plan(kind),
+            identity=identity,
+            identity_name=names.user_assigned_identity(kind)
+            if identity == "UserAssigned"
+            else None,
+            resource_group_name=group.name,
+            location=settings.azure_location,
+            subscription_id=azure.subscription_id,
+            host_account_name=host_storage.account_name,
+            host_account_id=host_storage.account_id,
+            host_blob_endpoint=host_storage.blob_endpoint,
+            deployment_container=names.deployment_container(kind),
+            python_version=settings.python_version,
+            instance_memory_mb=settings.instance_memory_mb,
+            maximum_instance_count=settings.maximum_instance_count,
+            app_settings=function_settings,
+            tags=tags,
+        ),
+    )
+
+# Every trusted identity: both apps plus any extra service principals from config.
+trusted = {kind: app.principal_id for kind, app in apps.items()}
+trusted.update({f"extra-{object_id}": object_id for object_id in settings.extra_principal_ids})
+
+for key, principal_id in trusted.items():
+    federation.assign(key, principal_id)
+for kind, app in apps.items():
+    data_storage.grant(f"{kind}-blob-reader", app.principal_id, AzureRole.STORAGE_BLOB_DATA_READER)
+# The deployer uploads the sample blobs with its own Entra token; shared key is off.
+data_storage.grant(
+    "deployer-blob-contributor",
+    azure.object_id,
+    AzureRole.STORAGE_BLOB_DATA_CONTRIBUTOR,
+    principal_type=None,
+)
+
+aws_access = AwsWebIdentityAccess(
+    "aws-access",
+    AwsWebIdentityAccessArgs(
+        tenant_id=azure.tenant_id,
+        audience=federation.audience,
+        audience_length=federation.audience_length,
+        trusted_principal_ids=list(trusted.values()),
+        role_name=settings.aws_role_name,
+        bucket_name=bucket_name,
+        key_prefix=settings.s3_key_prefix,
+        sample_objects={p.name: p for p in sorted((SAMPLE_DATA / "s3").glob("*")) if p.is_file()},
+    ),
+    opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
+)
+
+pulumi.export("tenantId", azure.tenant_id)
+pulumi.export("audience", federation.audience)
+pulumi.export("federationAppClientId", federation.client_id)
+pulumi.export("awsRoleArn", aws_access.role_arn)
+pulumi.export("bucketName", aws_access.bucket_name)
+pulumi.export("dataBlobUrl", data_storage.blob_endpoint)
+pulumi.export("uamiClientId", apps["uami"].client_id)
+pulumi.export("samiFunctionHostname", apps["sami"].default_host_name)
+pulumi.export("uamiFunctionHostname", apps["uami"].default_host_name)
+pulumi.export("resourceGroupName", group.name)
+pulumi.export("functionAppNames", {kind: app.app_name for kind, app in apps.items()})

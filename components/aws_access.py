@@ -1,0 +1,183 @@
+"""AWS side: the OIDC provider for the Entra tenant, the hardened bucket and the read-only role."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components import trust
+from components.naming import slug
+
+
+@dataclass(frozen=True)
+class AwsWebIdentityAccessArgs:
+    """Inputs of `AwsWebIdentityAccess`."""
+
+    tenant_id: str
+    """Entra tenant whose v1 tokens (`iss` = https://sts.windows.net/{tenant}/) are trusted."""
+    audience: pulumi.Input[str]
+    """The federation app's identifier URI: the only `aud` the provider and role accept."""
+    trusted_principal_ids: Sequence[pulumi.Input[str]]
+    """Service-principal object ids allowed to assume the role (the token's `sub`)."""
+    role_name: str
+    """IAM role name."""
+    bucket_name: str
+    """S3 bucket name (see naming.py for the rules)."""
+    key_prefix: str = ""
+    """Limit reads (and listing) to keys under this prefix; empty means the whole bucket."""
+    sample_objects: Mapping[str, Path] = field(default_factory=dict)
+    """Objects to put in the bucket: key (below `key_prefix`) -> local file."""
+    audience_length: int = 64
+    """Length of the audience, to size the trust policy before the ids exist."""
+
+
+class AwsWebIdentityAccess(pulumi.ComponentResource):
+    """IAM OIDC provider + role trusting only chosen Entra identities + one readable bucket."""
+
+    role_arn: pulumi.Output[str]
+    bucket_name: pulumi.Output[str]
+    provider_arn: pulumi.Output[str]
+    trust_policy: pulumi.Output[str]
+    """The role's trust policy document (JSON)."""
+    read_policy: pulumi.Output[str]
+    """The role's only permissions (JSON): list and read the one bucket."""
+
+    def __init__(
+        self,
+        name: str,
+        args: AwsWebIdentityAccessArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("crosscloud:aws:AwsWebIdentityAccess", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # No thumbprints: AWS validates Entra's certificate chain itself, and pinned thumbprints
+        # broke users whenever Microsoft rotated certificates.
+        provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=trust.issuer_url(args.tenant_id),
+            client_id_lists=[args.audience],
+            opts=child,
+        )
+
+        bucket = self._hardened_bucket(name, args.bucket_name)
+
+        _check_trust_policy_size(args)
+
+        trust_policy = pulumi.Output.all(
+            provider.arn, args.audience, *args.trusted_principal_ids
+        ).apply(
+            lambda values: json.dumps(
+                trust.trust_policy(values[0], args.tenant_id, values[1], values[2:])
+            )
+        )
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=args.role_name,
+            description="Assumed with Entra managed-identity tokens (secretless cross-cloud read).",
+            assume_role_policy=trust_policy,
+            # botocore refreshes 15 minutes before expiry; an hour keeps refreshes rare.
+            max_session_duration=3600,
+            opts=child,
+        )
+        read_policy = bucket.bucket.apply(
+            lambda bucket_name: json.dumps(trust.s3_read_policy(bucket_name, args.key_prefix))
+        )
+        aws.iam.RolePolicy(f"{name}-read", role=role.id, policy=read_policy, opts=child)
+
+        for key, path in sorted(args.sample_objects.items()):
+            aws.s3.BucketObjectv2(
+                f"{name}-object-{slug(key, 40)}",
+                bucket=bucket.id,
+                key=f"{args.key_prefix}{key}",
+                source=pulumi.FileAsset(str(path)),
+                content_type="text/plain; charset=utf-8",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self._bucket_settings),
+            )
+
+        self.role_arn = role.arn
+        self.bucket_name = bucket.bucket
+        self.provider_arn = provider.arn
+        self.trust_policy = trust_policy
+        self.read_policy = read_policy
+        self.register_outputs(
+            {
+                "role_arn": self.role_arn,
+                "bucket_name": self.bucket_name,
+                "provider_arn": self.provider_arn,
+                "trust_policy": self.trust_policy,
+                "read_policy": self.read_policy,
+            }
+        )
+
+    def _hardened_bucket(self, name: str, bucket_name: str) -> aws.s3.Bucket:
+        """Private, owner-enforced, encrypted, versioned, TLS-only bucket."""
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=bucket_name, opts=child)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},  # ACLs off
+            opts=child,
+        )
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=child,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        tls_only = aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=bucket.id,
+            policy=bucket.bucket.apply(lambda b: json.dumps(trust.bucket_tls_only_policy(b))),
+            # S3 rejects a bucket policy while the public access block is being applied.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        )
+        self._bucket_settings = [public_access, ownership, encryption, versioning, tls_only]
+        return bucket
+
+
+def _check_trust_policy_size(args: AwsWebIdentityAccessArgs) -> None:
+    """Fail at preview, not half-way through `pulumi up`, when IAM would refuse the policy."""
+    size = trust.estimated_trust_policy_size(
+        args.tenant_id, args.audience_length, len(args.trusted_principal_ids)
+    )
+    count = len(args.trusted_principal_ids)
+    if size > trust.TRUST_POLICY_HARD_LIMIT:
+        raise ValueError(
+            f"crosscloud:extraPrincipalIds: {count} trusted identities make a trust policy of "
+            f"about {size} characters; IAM allows at most {trust.TRUST_POLICY_HARD_LIMIT}. "
+            "Split the identities across several roles/stacks."
+        )
+    if size > trust.TRUST_POLICY_DEFAULT_QUOTA:
+        pulumi.log.warn(
+            f"{count} trusted identities make a trust policy of about {size} characters, over "
+            f"IAM's default quota of {trust.TRUST_POLICY_DEFAULT_QUOTA}: request the 'Role trust "
+            f"policy length' increase (up to {trust.TRUST_POLICY_HARD_LIMIT}) in Service Quotas "
+            "before `pulumi up`."
+        )

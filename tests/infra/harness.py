@@ -1,0 +1,233 @@
+"""Run the real Pulumi program (`__main__.py`) under Pulumi mocks and record what it registers.
+
+The mocks play the cloud's part only where the program reads computed outputs (ids, ARNs,
+principal ids, endpoints); every input is recorded exactly as the engine would receive it
+(camelCase property names, resolved values), together with parents and dependencies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import runpy
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import get_root_resource
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = REPO / "__main__.py"
+PROJECT = "crosscloud"
+
+TENANT_ID = "11111111-2222-3333-4444-555555555555"
+SUBSCRIPTION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+DEPLOYER_OBJECT_ID = "99999999-8888-7777-6666-555555555555"
+AWS_ACCOUNT_ID = "123456789012"
+
+
+def fake_guid(*parts: str) -> str:
+    """A stable GUID per resource, like the ids the cloud would hand out."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts)))
+
+
+@dataclass
+class Registered:
+    """One resource (or component) the program registered."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    inputs: dict[str, Any]
+    custom: bool
+    parent: str
+    dependencies: list[str]
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProgramRun:
+    """Everything one run of the program registered, with its stack outputs."""
+
+    resources: list[Registered]
+    outputs: dict[str, Any]
+    component_outputs: dict[str, dict[str, Any]]
+    warnings: list[str]
+    """Messages the program logged with `pulumi.log.warn`."""
+
+    def of_type(self, token: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == token]
+
+    def named(self, name: str) -> Registered:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name!r}, found {len(matches)}"
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children_of(self, component: Registered) -> Iterator[Registered]:
+        return (r for r in self.resources if r.parent == component.urn)
+
+
+_AZURE_NAME_INPUTS = ("name", "resourceName", "accountName", "containerName", "resourceGroupName")
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Computed outputs the program depends on, per resource type."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        inputs, name, typ = dict(args.inputs), args.name, args.typ
+        guid = fake_guid(typ, name)
+        state: dict[str, Any] = dict(inputs)
+        rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg/providers/{typ}/{name}"
+        if typ.startswith("azure-native:"):
+            # ARM echoes the resource's own name back as the `name` output.
+            physical = [inputs.get(k) for k in _AZURE_NAME_INPUTS if inputs.get(k)]
+            state["name"] = physical[0] if physical else name
+        if typ == "azure-native:storage:StorageAccount":
+            state["primaryEndpoints"] = {
+                "blob": f"https://{inputs['accountName']}.blob.core.windows.net/"
+            }
+        elif typ == "azure-native:managedidentity:UserAssignedIdentity":
+            state.update(principalId=fake_guid("principal", name), clientId=guid)
+        elif typ == "azure-native:web:WebApp":
+            app = inputs["name"]
+            identity = dict(inputs.get("identity") or {})
+            if identity.get("type") == "SystemAssigned":
+                identity["principalId"] = fake_guid("principal", name)
+            elif identity.get("userAssignedIdentities"):
+                # The input is a list of ids; ARM (and the SDK's output type) use a map.
+                identity["userAssignedIdentities"] = {
+                    uid: {"principalId": fake_guid(uid), "clientId": fake_guid("c", uid)}
+                    for uid in identity["userAssignedIdentities"]
+                }
+            state.update(
+                identity=identity,
+                defaultHostName=f"{app}.azurewebsites.net",
+                hostNameSslStates=[
+                    {"name": f"{app}.azurewebsites.net", "hostType": "Standard"},
+                    {"name": f"{app}.scm.azurewebsites.net", "hostType": "Repository"},
+                ],
+            )
+        elif typ == "azuread:index/application:Application":
+            rid = f"/applications/{guid}"
+            state.update(clientId=fake_guid("client", name), objectId=guid)
+        elif typ == "azuread:index/servicePrincipal:ServicePrincipal":
+            state["objectId"] = guid
+        elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            host = inputs["url"].removeprefix("https://")
+            state["arn"] = f"arn:aws:iam::{AWS_ACCOUNT_ID}:oidc-provider/{host}"
+        elif typ == "aws:iam/role:Role":
+            rid = inputs["name"]
+            state["arn"] = f"arn:aws:iam::{AWS_ACCOUNT_ID}:role/{inputs['name']}"
+        elif typ == "aws:s3/bucket:Bucket":
+            rid = inputs["bucket"]
+            state["arn"] = f"arn:aws:s3:::{inputs['bucket']}"
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "clientId": fake_guid("deployer-client"),
+                "objectId": DEPLOYER_OBJECT_ID,
+                "subscriptionId": SUBSCRIPTION_ID,
+                "tenantId": TENANT_ID,
+            }, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": AWS_ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{AWS_ACCOUNT_ID}:role/deployer",
+                "userId": "AROAEXAMPLE:deployer",
+                "id": AWS_ACCOUNT_ID,
+            }, []
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        raise NotImplementedError(f"the mocks do not answer invoke {args.token}")
+
+
+class _RecordingMonitor(MockMonitor):
+    """Also keeps parents, dependencies and registered outputs, which `Mocks` does not see."""
+
+    def __init__(self, mocks: _Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+        self.outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            registration = self.resources[response.urn]
+            self.registered.append(
+                Registered(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    id=response.id,
+                    inputs=rpc.deserialize_properties(request.object),
+                    custom=request.custom,
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                    state=dict(registration.state),
+                )
+            )
+        return response
+
+    def RegisterResourceOutputs(self, request):
+        self.outputs[request.urn] = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev") -> ProgramRun:
+    """Run `__main__.py` with `crosscloud:*` config (keys without namespace) under mocks.
+
+    Lists and maps are passed as JSON text, as the Pulumi CLI hands structured config to programs.
+    Raises whatever the program raises (e.g. `SettingsError` for bad config).
+    """
+    mocks = _Mocks()
+    monitor = _RecordingMonitor(mocks)
+    warnings = _WarningCollector()
+    engine_log = logging.getLogger(f"crosscloud.mock-engine.{id(warnings)}")
+    engine_log.propagate = False
+    engine_log.addHandler(warnings)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor, logger=engine_log
+    )
+    pulumi.runtime.set_all_config(
+        {
+            f"crosscloud:{key}": value if isinstance(value, str) else json.dumps(value)
+            for key, value in (config or {}).items()
+        }
+    )
+
+    stack_outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+        # `pulumi.export` only records outputs on the root stack; resolve them for the tests.
+        exported = pulumi.Output.from_input(get_root_resource().outputs)
+        return exported.apply(stack_outputs.update)
+
+    program()
+    return ProgramRun(
+        resources=monitor.registered,
+        outputs=stack_outputs,
+        component_outputs=monitor.outputs,
+        warnings=warnings.messages,
+    )
