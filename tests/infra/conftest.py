@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.harness import ProgramRun, run_program
+from localcloud.mocked_program import ProgramRun, run_program
 
 EXTRA_IDS = (
     "0f0e0d0c-0b0a-4909-8807-060504030201",

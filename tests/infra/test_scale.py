@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.infra.harness import run_program
+from localcloud.mocked_program import run_program
 
 
 def guids(count: int) -> list[str]:

@@ -6,7 +6,7 @@ import json
 
 from components.azure_roles import AzureRole
 from tests.infra.conftest import EXTRA_IDS
-from tests.infra.harness import DEPLOYER_OBJECT_ID, TENANT_ID, ProgramRun
+from localcloud.mocked_program import DEPLOYER_OBJECT_ID, TENANT_ID, ProgramRun
 
 ISSUER = f"https://sts.windows.net/{TENANT_ID}/"
 KEY_PREFIX = f"sts.windows.net/{TENANT_ID}/"

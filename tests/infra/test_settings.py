@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.settings import Settings, SettingsError, parse_settings
-from tests.infra.harness import run_program
+from localcloud.mocked_program import run_program
 
 GUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
 

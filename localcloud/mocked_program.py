@@ -1,5 +1,8 @@
 """Run the real Pulumi program (`__main__.py`) under Pulumi mocks and record what it registers.
 
+The infra tests assert over these records, and the local cloud takes its trust policy, S3 policy,
+identities and sample data from them, so neither copies anything from the program by hand.
+
 The mocks play the cloud's part only where the program reads computed outputs (ids, ARNs,
 principal ids, endpoints); every input is recorded exactly as the engine would receive it
 (camelCase property names, resolved values), together with parents and dependencies.
@@ -21,7 +24,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_root_resource
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "__main__.py"
 PROJECT = "crosscloud"
 
