@@ -19,9 +19,12 @@ from components.function_app import FlexFunctionApp, FlexFunctionAppArgs
 from components.naming import Names
 from components.settings import load_settings
 from components.storage_account import SecureStorageAccount, SecureStorageAccountArgs
+from shipping import build
 
 DATA_CONTAINER = "mycontainer"
-SAMPLE_DATA = Path(__file__).parent / "sample_data"
+HERE = Path(__file__).parent
+SAMPLE_DATA = HERE / "sample_data"
+FUNCTION_SOURCE = HERE / "function_src"
 
 settings = load_settings()
 
@@ -76,6 +79,9 @@ federation = FederationApp(
     ),
 )
 
+# Built (or taken from the cache) on every preview: the deployments are keyed by its sha256.
+package = build.build_package(FUNCTION_SOURCE, settings.python_version)
+
 bucket_name = settings.bucket_name or names.bucket
 role_arn = trust.role_arn(aws_partition, aws_account_id, settings.aws_role_name)
 function_settings = {
@@ -109,6 +115,7 @@ for kind, identity in (("sami", "SystemAssigned"), ("uami", "UserAssigned")):
             instance_memory_mb=settings.instance_memory_mb,
             maximum_instance_count=settings.maximum_instance_count,
             app_settings=function_settings,
+            package=package,
             tags=tags,
         ),
     )
@@ -122,12 +129,13 @@ for key, principal_id in trusted.items():
 for kind, app in apps.items():
     data_storage.grant(f"{kind}-blob-reader", app.principal_id, AzureRole.STORAGE_BLOB_DATA_READER)
 # The deployer uploads the sample blobs with its own Entra token; shared key is off.
-data_storage.grant(
+deployer_grant = data_storage.grant(
     "deployer-blob-contributor",
     azure.object_id,
     AzureRole.STORAGE_BLOB_DATA_CONTRIBUTOR,
     principal_type=None,
 )
+data_storage.upload("samples", DATA_CONTAINER, SAMPLE_DATA / "azure", deployer_grant)
 
 aws_access = AwsWebIdentityAccess(
     "aws-access",

@@ -10,6 +10,8 @@ import pulumi
 from pulumi_azure_native import managedidentity, web
 
 from components.azure_roles import AzureRole, assign_role
+from shipping.build import BuiltPackage
+from shipping.onedeploy import FlexDeployment, FlexDeploymentArgs, scm_host
 
 IdentityKind = Literal["SystemAssigned", "UserAssigned"]
 
@@ -44,6 +46,8 @@ class FlexFunctionAppArgs:
     """Flex instance memory."""
     maximum_instance_count: int
     """Flex scale-out limit."""
+    package: BuiltPackage | None = None
+    """Function package to deploy with One Deploy (redeployed only when its sha256 changes)."""
     identity_name: str | None = None
     """Name of the user-assigned identity; required when `identity` is `UserAssigned`."""
     app_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -197,9 +201,24 @@ class FlexFunctionApp(pulumi.ComponentResource):
         self.app_id = app.id
         self.app_name = app.name
         self.default_host_name = app.default_host_name
-        # Apps may get unique default host names, so `{name}.scm.azurewebsites.net` is not a
-        # safe guess: the SCM host is the host_name_ssl_states entry of type Repository.
-        self.scm_host_name = app.host_name_ssl_states.apply(_repository_host)
+        self.scm_host_name = app.host_name_ssl_states.apply(scm_host)
+        self.deployment: FlexDeployment | None = None
+        if args.package is not None:
+            # Flex pulls the package with the app's identity from its deployment container, so
+            # the host role assignment must exist before the first deployment.
+            self.deployment = FlexDeployment(
+                f"{name}-deploy",
+                FlexDeploymentArgs(
+                    resource_group=args.resource_group_name,
+                    app_name=app.name,
+                    scm_host=self.scm_host_name,
+                    package_path=str(args.package.path),
+                    package_sha256=args.package.sha256,
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[app, self.host_role_assignment]
+                ),
+            )
         self.register_outputs(
             {
                 "principal_id": self.principal_id,
@@ -210,10 +229,3 @@ class FlexFunctionApp(pulumi.ComponentResource):
                 "scm_host_name": self.scm_host_name,
             }
         )
-
-
-def _repository_host(states: list | None) -> str:
-    for state in states or []:
-        if state.host_type == web.HostType.REPOSITORY or state.host_type == "Repository":
-            return state.name
-    raise ValueError("the function app reports no SCM (Repository) host name")

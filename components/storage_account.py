@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 from pulumi_azure_native import authorization, storage
 
 from components.azure_roles import AzureRole, assign_role
+from shipping.blob_upload import BlobUpload, BlobUploadArgs
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ class SecureStorageAccount(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self._containers: dict[str, storage.BlobContainer] = {}
         for container in args.containers:
-            storage.BlobContainer(
+            self._containers[container] = storage.BlobContainer(
                 f"{name}-{container}",
                 container_name=container,
                 account_name=account.name,
@@ -108,4 +111,28 @@ class SecureStorageAccount(pulumi.ComponentResource):
             subscription_id=self._subscription_id,
             parent=self,
             principal_type=principal_type,
+        )
+
+    def upload(
+        self,
+        role_name: str,
+        container: str,
+        source_dir: Path,
+        uploader_grant: pulumi.Resource,
+    ) -> BlobUpload:
+        """Upload every file of `source_dir` into `container` with the deployer's Entra token.
+
+        `uploader_grant` is the deployer's data-plane role assignment: with shared key off,
+        nothing can be written before it exists.
+        """
+        return BlobUpload(
+            f"{self._name}-{role_name}",
+            BlobUploadArgs(
+                account_url=self.blob_endpoint,
+                container_name=container,
+                source_dir=source_dir,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self._containers[container], uploader_grant]
+            ),
         )

@@ -77,9 +77,11 @@ class Azurite:
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
+            # Once it has served a request, Azurite ignores SIGTERM; it keeps everything in
+            # memory, so there is nothing to flush and SIGKILL after a short grace is safe.
             os.killpg(self._process.pid, signal.SIGTERM)
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait()

@@ -10,6 +10,7 @@ principal ids, endpoints); every input is recorded exactly as the engine would r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import runpy
@@ -18,11 +19,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_root_resource
+
+from shipping import build
+from shipping.build import BuiltPackage
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "__main__.py"
@@ -32,6 +37,9 @@ TENANT_ID = "11111111-2222-3333-4444-555555555555"
 SUBSCRIPTION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 DEPLOYER_OBJECT_ID = "99999999-8888-7777-6666-555555555555"
 AWS_ACCOUNT_ID = "123456789012"
+STAND_IN_PACKAGE = BuiltPackage(
+    path=REPO / ".build" / "stand-in.zip", sha256=hashlib.sha256(b"stand-in package").hexdigest()
+)
 
 
 def fake_guid(*parts: str) -> str:
@@ -196,10 +204,17 @@ class _WarningCollector(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev") -> ProgramRun:
+def run_program(
+    config: Mapping[str, Any] | None = None,
+    *,
+    stack: str = "dev",
+    package: BuiltPackage = STAND_IN_PACKAGE,
+) -> ProgramRun:
     """Run `__main__.py` with `crosscloud:*` config (keys without namespace) under mocks.
 
     Lists and maps are passed as JSON text, as the Pulumi CLI hands structured config to programs.
+    `package` stands in for the function package: building the real one installs wheels from
+    PyPI, which tests/shipping covers; here only its sha256 matters.
     Raises whatever the program raises (e.g. `SettingsError` for bad config).
     """
     mocks = _Mocks()
@@ -222,7 +237,8 @@ def run_program(config: Mapping[str, Any] | None = None, *, stack: str = "dev") 
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[None]:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
+        with patch.object(build, "build_package", lambda *_args, **_kwargs: package):
+            runpy.run_path(str(PROGRAM), run_name="__main__")
         # `pulumi.export` only records outputs on the root stack; resolve them for the tests.
         exported = pulumi.Output.from_input(get_root_resource().outputs)
         return exported.apply(stack_outputs.update)

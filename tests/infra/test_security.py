@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from components.azure_roles import AzureRole
-from tests.infra.conftest import EXTRA_IDS
 from localcloud.mocked_program import DEPLOYER_OBJECT_ID, TENANT_ID, ProgramRun
+from tests.infra.conftest import EXTRA_IDS
 
 ISSUER = f"https://sts.windows.net/{TENANT_ID}/"
 KEY_PREFIX = f"sts.windows.net/{TENANT_ID}/"
