@@ -1,0 +1,118 @@
+"""App settings -> one validated, immutable `Settings` (DESIGN.md section 4).
+
+Everything comes from the environment the platform controls, never from the request: the seed
+let an anonymous caller choose the role ARN and the audience (a confused deputy).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+IDENTITY_CLIENT_ID = "CROSSCLOUD_IDENTITY_CLIENT_ID"
+AUDIENCE = "CROSSCLOUD_AUDIENCE"
+AWS_ROLE_ARN = "CROSSCLOUD_AWS_ROLE_ARN"
+AWS_REGION = "CROSSCLOUD_AWS_REGION"
+S3_BUCKET = "CROSSCLOUD_S3_BUCKET"
+BLOB_ACCOUNT_URL = "CROSSCLOUD_BLOB_ACCOUNT_URL"
+BLOB_CONTAINER = "CROSSCLOUD_BLOB_CONTAINER"
+# Set by App Service on every app; only used to make the STS session name meaningful in CloudTrail.
+SITE_NAME = "WEBSITE_SITE_NAME"
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_CONTAINER = re.compile(r"^(\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
+_AUDIENCE = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$", re.IGNORECASE)
+# IAM's RoleSessionName rule; botocore does not check it, STS would refuse it at the first call.
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+
+
+class SettingsError(ValueError):
+    """An app setting is missing or malformed; `setting` names it for the error hint."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def validate_role_session_name(name: str) -> str:
+    """Return `name` if STS would accept it as RoleSessionName (2-64 chars of [\\w+=,.@-])."""
+    if not _SESSION_NAME.fullmatch(name):
+        raise SettingsError("RoleSessionName", f"{name!r} is not 2-64 characters of [\\w+=,.@-]")
+    return name
+
+
+def role_session_name(site_name: str | None, user_assigned: bool) -> str:
+    """`crosscloud-{app}-{sami|uami}`: CloudTrail shows which app and identity assumed the role."""
+    site = re.sub(r"[^\w+=,.@-]+", "-", site_name or "function").strip("-") or "function"
+    suffix = "-uami" if user_assigned else "-sami"
+    return validate_role_session_name(f"crosscloud-{site}"[: 64 - len(suffix)] + suffix)
+
+
+@dataclass(frozen=True)
+class Settings:
+    identity_client_id: str | None
+    """Client id of the user-assigned identity; None means the system-assigned one."""
+    audience: str
+    """The federation app's identifier URI: `aud` of the token sent to STS."""
+    aws_role_arn: str
+    aws_region: str
+    s3_bucket: str
+    blob_account_url: str
+    blob_container: str
+    role_session_name: str
+
+    @property
+    def user_assigned(self) -> bool:
+        return self.identity_client_id is not None
+
+    @property
+    def federation_scope(self) -> str:
+        return f"{self.audience}/.default"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def required(name: str) -> str:
+            value = (env.get(name) or "").strip()
+            if not value:
+                raise SettingsError(name, "is not set")
+            return value
+
+        def matching(name: str, pattern: re.Pattern[str], what: str) -> str:
+            value = required(name)
+            if not pattern.fullmatch(value):
+                raise SettingsError(name, f"{value!r} is not {what}")
+            return value
+
+        client_id = (env.get(IDENTITY_CLIENT_ID) or "").strip() or None
+        if client_id is not None:
+            try:
+                uuid.UUID(client_id)
+            except ValueError:
+                raise SettingsError(
+                    IDENTITY_CLIENT_ID, "is not a client id (GUID); leave it empty for the SAMI"
+                ) from None
+        audience = matching(AUDIENCE, _AUDIENCE, "an identifier URI such as api://...")
+        if audience.endswith("/.default"):
+            raise SettingsError(AUDIENCE, "is the identifier URI without the /.default suffix")
+        account_url = required(BLOB_ACCOUNT_URL).rstrip("/")
+        if not account_url.lower().startswith("https://"):
+            # Bearer tokens are only ever sent over TLS (the SDK refuses otherwise, too).
+            raise SettingsError(BLOB_ACCOUNT_URL, "must be an https:// URL")
+        return cls(
+            identity_client_id=client_id,
+            audience=audience,
+            aws_role_arn=matching(AWS_ROLE_ARN, _ROLE_ARN, "an IAM role ARN"),
+            aws_region=matching(AWS_REGION, _REGION, "an AWS region such as eu-west-1"),
+            s3_bucket=matching(S3_BUCKET, _BUCKET, "an S3 bucket name"),
+            blob_account_url=account_url,
+            blob_container=matching(BLOB_CONTAINER, _CONTAINER, "a blob container name"),
+            role_session_name=role_session_name(env.get(SITE_NAME), client_id is not None),
+        )

@@ -1,0 +1,290 @@
+"""A TLS reverse proxy in front of Azurite that plays Azure Storage's authorisation layer.
+
+Azurite (`--oauth basic`) authenticates bearer tokens by issuer prefix and audience only: it has no
+role assignments and does not check signatures. The gate adds what the real service does before
+that: it verifies the token's signature against the issuer's JWKS, then answers
+`403 AuthorizationPermissionMismatch` (Azure's exact error) unless the token's `oid` holds a data
+role - Storage Blob Data Reader for GET/HEAD, Contributor for writes. It also counts requests and
+injects latency where a network round trip would be paid, at the fake.
+
+Self-contained on purpose (no test imports): the local cloud can reuse it as is.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+
+from localcloud.certs import TlsFiles
+from localcloud.net import LOOPBACK, free_port, wait_for_port
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        # Set by our own server:
+        "date",
+        "server",
+    }
+)
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    method: str
+    path: str
+    principal_id: str | None
+    status: int | None
+    """Set when the gate refused; None when Azurite answered."""
+    at: float
+    """`time.monotonic()` at arrival, before the injected latency."""
+
+
+class BlobGate:
+    """Context manager: `with BlobGate(azurite.blob_endpoint, tls, jwks=...) as gate: ...`;
+    point clients at `gate.endpoint`."""
+
+    def __init__(
+        self,
+        upstream: str,
+        tls: TlsFiles,
+        *,
+        jwks: dict[str, Any],
+        readers: set[str] | None = None,
+        contributors: set[str] | None = None,
+        latency: float = 0.0,
+    ) -> None:
+        target = urlsplit(upstream)
+        self._upstream_host = target.hostname or LOOPBACK
+        self._upstream_port = target.port or 443
+        self.tls = tls
+        self.jwks = jwt.PyJWKSet.from_dict(jwks)
+        self.readers: set[str] = set() if readers is None else readers
+        """Principal ids with Storage Blob Data Reader (mutable: tests grant and revoke)."""
+        self.contributors: set[str] = set() if contributors is None else contributors
+        """Principal ids with Storage Blob Data Contributor."""
+        self.latency = latency
+        self.port = free_port()
+        self.endpoint = f"https://{LOOPBACK}:{self.port}{target.path}"
+        self._client_tls = ssl.create_default_context(cafile=str(tls.ca_cert))
+        self._lock = threading.Lock()
+        self._log: list[GateRequest] = []
+        self._server: _TlsServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- authorisation -------------------------------------------------------------------------
+
+    def authorise(self, method: str, authorization: str | None) -> tuple[str | None, str | None]:
+        """(principal id, refusal code or None). No bearer token: Azurite decides."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None, None
+        token = authorization.split(" ", 1)[1].strip()
+        try:
+            kid = jwt.get_unverified_header(token).get("kid", "")
+            claims = jwt.decode(
+                token,
+                self.jwks[kid].key,
+                algorithms=["RS256"],
+                options={"verify_aud": False, "require": ["exp", "nbf", "oid"]},
+            )
+        except (jwt.PyJWTError, KeyError):
+            return None, "AuthenticationFailed"
+        principal = str(claims["oid"])
+        with self._lock:
+            allowed = principal in self.contributors or (
+                method in _READ_METHODS and principal in self.readers
+            )
+        return principal, None if allowed else "AuthorizationPermissionMismatch"
+
+    # ---- counting ------------------------------------------------------------------------------
+
+    def _record(self, entry: GateRequest) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    @property
+    def requests(self) -> int:
+        with self._lock:
+            return len(self._log)
+
+    def request_log(self) -> list[GateRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # ---- proxying ------------------------------------------------------------------------------
+
+    def _upstream(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(
+            self._upstream_host, self._upstream_port, context=self._client_tls, timeout=30
+        )
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, the client's delayed
+            # ACK would add ~40 ms to every answer.
+            disable_nagle_algorithm = True
+            server_version = "BlobGate/1"
+            _conn: http.client.HTTPSConnection | None = None
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _proxy(self) -> None:
+                arrived = time.monotonic()
+                body = self._body()
+                if gate.latency:
+                    time.sleep(gate.latency)
+                principal, refusal = gate.authorise(self.command, self.headers.get("Authorization"))
+                if refusal:
+                    gate._record(GateRequest(self.command, self.path, principal, 403, arrived))
+                    self._refuse(refusal)
+                    return
+                gate._record(GateRequest(self.command, self.path, principal, None, arrived))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                headers["Host"] = f"{gate._upstream_host}:{gate._upstream_port}"
+                if body or "Content-Length" in self.headers:
+                    headers["Content-Length"] = str(len(body))
+                response = self._forward(headers, body)
+                data = response.read()
+                self.send_response(response.status, response.reason)
+                for name, value in response.getheaders():
+                    lower = name.lower()
+                    if lower in _HOP_BY_HOP or (
+                        lower == "content-length" and self.command != "HEAD"
+                    ):
+                        continue
+                    self.send_header(name, value)
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _forward(self, headers: dict[str, str], body: bytes) -> http.client.HTTPResponse:
+                for attempt in (1, 2):  # a kept-alive upstream connection may have been closed
+                    if self._conn is None:
+                        self._conn = gate._upstream()
+                    try:
+                        self._conn.request(self.command, self.path, body=body, headers=headers)
+                        return self._conn.getresponse()
+                    except (ConnectionError, http.client.HTTPException):
+                        self._conn.close()
+                        self._conn = None
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
+
+            def _refuse(self, code: str) -> None:
+                request_id = str(uuid.uuid4())
+                message = {
+                    "AuthorizationPermissionMismatch": "This request is not authorized to perform "
+                    "this operation using this permission.",
+                    "AuthenticationFailed": "Server failed to authenticate the request. Make sure "
+                    "the value of Authorization header is formed correctly including the "
+                    "signature.",
+                }[code]
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
+                payload = (
+                    '<?xml version="1.0" encoding="utf-8"?>'
+                    f"<Error><Code>{code}</Code><Message>{message}\n"
+                    f"RequestId:{request_id}\nTime:{stamp}</Message></Error>"
+                ).encode()
+                self.send_response(403, "Forbidden")
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("x-ms-error-code", code)
+                self.send_header("x-ms-request-id", request_id)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _proxy
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def finish(self) -> None:
+                if self._conn is not None:
+                    self._conn.close()
+                super().finish()
+
+        return Handler
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> BlobGate:
+        server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_tls.load_cert_chain(self.tls.server_cert, self.tls.server_key)
+        self._server = _TlsServer((LOOPBACK, self.port), self._handler(), server_tls)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="blob-gate", daemon=True
+        )
+        self._thread.start()
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> BlobGate:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _TlsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 drops bursts of connects (the client retries after 1 s).
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type, tls: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self._tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Handshake in the request's own thread, so one slow client cannot stall accept().
+        try:
+            request = self._tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # e.g. wait_for_port's plain TCP probe
+        super().finish_request(request, client_address)

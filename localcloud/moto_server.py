@@ -1,0 +1,302 @@
+"""moto's server (STS, S3, IAM, ...) on 127.0.0.1, with counting and latency measured at the fake.
+
+A WSGI middleware sits in front of moto's own app inside the same `ThreadedMotoServer` thread, so
+every count is what the server actually received (not what a client believes it sent), and the
+injected latency is paid by every client the way a network round trip would be.
+
+Known emulator limits (DESIGN.md section 5): moto's `AssumeRoleWithWebIdentity` accepts any token
+and ignores the role's trust policy. `sts_guard` is the hook for something that checks what AWS
+checks (a test's trust check, or the local cloud's STS front): it sees the request parameters and
+may refuse with an AWS-shaped error before moto answers. moto's backends and its auth switch
+(`enable_auth`) are process-wide, so run one `MotoServer` per process.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from localcloud.net import LOOPBACK, free_port, wait_for_port
+
+WEB_IDENTITY = "AssumeRoleWithWebIdentity"
+# Parameters never recorded: the web identity token is a bearer credential.
+_SECRET_PARAMS = frozenset({"WebIdentityToken", "SAMLAssertion"})
+DUMMY_KEY = "testing"  # moto's admin client only; moto accepts any key when auth is off
+
+
+@dataclass(frozen=True)
+class StsRefusal:
+    """An error AWS STS would answer instead of credentials."""
+
+    code: str
+    """e.g. `InvalidIdentityToken` (400) or `AccessDenied` (403)."""
+    message: str
+    status: int = 400
+
+
+StsGuard = Callable[[Mapping[str, str]], StsRefusal | None]
+"""Called with the form parameters of each AssumeRoleWithWebIdentity; None lets moto answer."""
+
+
+@dataclass(frozen=True)
+class AwsCall:
+    """One request the fake received (parameters without secrets)."""
+
+    service: str
+    action: str
+    params: Mapping[str, str]
+    status: int | None = None
+    """Set when the middleware answered itself (a refusal); None when moto answered."""
+    at: float = 0.0
+    """`time.monotonic()` when the request arrived, before any injected latency."""
+
+
+class _QuietHandler(MotoRequestHandler):
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        # werkzeug would print every request line to stderr; counts are kept by the middleware.
+        pass
+
+
+class _Middleware:
+    """WSGI middleware: classify, count, delay and optionally refuse before moto sees a request."""
+
+    def __init__(self, app: Any, owner: MotoServer) -> None:
+        self._app = app
+        self._owner = owner
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/moto-api"):
+            return self._app(environ, start_response)
+        arrived = time.monotonic()
+        service, action, params = self._classify(environ)
+        owner = self._owner
+        if service == "sts" and action == WEB_IDENTITY:
+            if owner.sts_latency:
+                time.sleep(owner.sts_latency)
+            guard = owner.sts_guard
+            refusal = guard(params) if guard else None
+            if refusal is not None:
+                owner._record(service, action, params, refusal.status, arrived)
+                return _sts_error(refusal, start_response)
+        elif service == "s3" and owner.s3_latency:
+            time.sleep(owner.s3_latency)
+        owner._record(service, action, params, None, arrived)
+        return self._app(environ, start_response)
+
+    @staticmethod
+    def _classify(environ: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+        """(service, action, params) from the SigV4 credential scope or a query-protocol body."""
+        params: dict[str, str] = {}
+        content_type = environ.get("CONTENT_TYPE", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)  # moto reads the body again
+            params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        action = params.get("Action", "")
+        if action in (WEB_IDENTITY, "AssumeRoleWithSAML"):
+            # Unsigned by design: there is no credential scope to read the service from.
+            return "sts", action, params
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        service = "unknown"
+        if "Credential=" in authorization:
+            scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+            if len(scope) >= 4:
+                service = scope[3]
+        if not action:
+            action = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+        return service, action, params
+
+
+def _sts_error(refusal: StsRefusal, start_response: Callable) -> list[bytes]:
+    """The query-protocol error document STS sends; botocore turns it into a ClientError."""
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<Error><Type>Sender</Type><Code>{escape(refusal.code)}</Code>"
+        f"<Message>{escape(refusal.message)}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    ).encode()
+    reason = {400: "Bad Request", 403: "Forbidden"}.get(refusal.status, "Error")
+    start_response(
+        f"{refusal.status} {reason}",
+        [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+class _Server(ThreadedMotoServer):
+    """moto's ThreadedMotoServer with the middleware in front of its WSGI app."""
+
+    def __init__(self, owner: MotoServer, port: int) -> None:
+        super().__init__(ip_address=LOOPBACK, port=port, verbose=False)
+        self._owner = owner
+
+    def _server_entry(self) -> None:
+        # Same as moto's, plus the middleware and a handler that does not print each request.
+        app = _Middleware(DomainDispatcherApplication(create_backend_app), self._owner)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=_QuietHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever(poll_interval=0.05)  # so stop() returns promptly
+
+    def stop(self) -> None:
+        super().stop()
+        if self._server:
+            self._server.server_close()  # moto's stop leaves the listening socket open
+
+
+class MotoServer:
+    """Context manager: `with MotoServer(s3_latency=0.06) as aws: aws.endpoint_url`."""
+
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        sts_latency: float = 0.0,
+        s3_latency: float = 0.0,
+        sts_guard: StsGuard | None = None,
+    ) -> None:
+        self.region = region
+        self.sts_latency = sts_latency
+        """Seconds added to each AssumeRoleWithWebIdentity request."""
+        self.s3_latency = s3_latency
+        """Seconds added to each S3 request."""
+        self.sts_guard = sts_guard
+        self.port = free_port()
+        self.endpoint_url = f"http://{LOOPBACK}:{self.port}"
+        self._lock = threading.Lock()
+        self._calls: list[AwsCall] = []
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._server: _Server | None = None
+
+    # ---- counting ------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        service: str,
+        action: str,
+        params: Mapping[str, str],
+        status: int | None,
+        at: float,
+    ) -> None:
+        safe = {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
+        with self._lock:
+            self._calls.append(AwsCall(service, action, safe, status, at))
+            self._counts[(service, action)] += 1
+
+    def calls(self, service: str, action: str | None = None) -> int:
+        """Requests received for a service (and action); S3 actions are "METHOD /path"."""
+        with self._lock:
+            return sum(
+                n
+                for (svc, act), n in self._counts.items()
+                if svc == service and (action is None or act == action)
+            )
+
+    @property
+    def web_identity_calls(self) -> int:
+        """AssumeRoleWithWebIdentity requests received (refused ones included)."""
+        return self.calls("sts", WEB_IDENTITY)
+
+    def call_log(self, service: str | None = None) -> list[AwsCall]:
+        with self._lock:
+            return [c for c in self._calls if service is None or c.service == service]
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._calls.clear()
+            self._counts.clear()
+
+    def issued_secrets(self) -> list[str]:
+        """Secret keys and session tokens moto has handed out (for leak checks only).
+
+        Read from moto's in-process STS backends, i.e. what the fake really issued.
+        """
+        from moto.sts.models import sts_backends
+
+        found: list[str] = []
+        for account_id in list(sts_backends.keys()):
+            for backend in sts_backends[account_id].values():
+                for role in backend.assumed_roles:
+                    found += [role.secret_access_key, role.session_token]
+        return found
+
+    # ---- administration ------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """Standard variables that point the AWS SDKs at this server."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def client(self, service: str) -> Any:
+        """An admin boto3 client (dummy keys) for seeding; not for the code under test."""
+        import boto3
+
+        return boto3.session.Session().client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=DUMMY_KEY,
+            aws_secret_access_key=DUMMY_KEY,
+        )
+
+    def _post(self, path: str, data: bytes) -> None:
+        # Not form-encoded (urllib's default): Flask would parse it and moto would see no data.
+        request = urllib.request.Request(  # noqa: S310 - a fixed loopback http URL
+            f"{self.endpoint_url}{path}",  # always http://127.0.0.1:port
+            data=data,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def enable_auth(self) -> None:
+        """From now on moto checks signatures and IAM policies (S3 enforces the role's policy).
+
+        Unsigned calls then fail, AssumeRoleWithWebIdentity included: assume before enabling.
+        """
+        self._post("/moto-api/reset-auth", b"0")
+
+    def disable_auth(self) -> None:
+        self._post("/moto-api/reset-auth", b"inf")
+
+    def reset(self) -> None:
+        """Forget every resource in every moto backend."""
+        self._post("/moto-api/reset", b"")
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> MotoServer:
+        self._server = _Server(self, self.port)
+        self._server.start()
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

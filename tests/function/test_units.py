@@ -1,0 +1,91 @@
+"""Pure parts of the function library: names, settings, the session name rule."""
+
+from __future__ import annotations
+
+import pytest
+from crosscloud_fn.names import BadName, validate_name
+from crosscloud_fn.settings import (
+    Settings,
+    SettingsError,
+    role_session_name,
+    validate_role_session_name,
+)
+
+GOOD = {
+    "CROSSCLOUD_AUDIENCE": "api://11111111-2222-3333-4444-555555555555/AWS-Federation-App",
+    "CROSSCLOUD_AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/crosscloud-reader",
+    "CROSSCLOUD_AWS_REGION": "eu-west-1",
+    "CROSSCLOUD_S3_BUCKET": "crosscloud-data",
+    "CROSSCLOUD_BLOB_ACCOUNT_URL": "https://crossclouddata.blob.core.windows.net/",
+    "CROSSCLOUD_BLOB_CONTAINER": "mycontainer",
+}
+
+
+@pytest.mark.parametrize(
+    "name", ["hello.txt", "a/b/c.json", "caf\u00e9", "..hidden", "a..b", "x" * 1024]
+)
+def test_plain_names_pass(name: str) -> None:
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", [None, "", "..", "a/../b", "a\rb", "a\\b", "y" * 1025])
+def test_bad_names_are_refused(name: str | None) -> None:
+    with pytest.raises(BadName):
+        validate_name(name)
+
+
+def test_settings_from_env_for_the_sami() -> None:
+    settings = Settings.from_env({**GOOD, "CROSSCLOUD_IDENTITY_CLIENT_ID": ""})
+    assert settings.identity_client_id is None and not settings.user_assigned
+    assert settings.blob_account_url == "https://crossclouddata.blob.core.windows.net"
+    assert settings.federation_scope == GOOD["CROSSCLOUD_AUDIENCE"] + "/.default"
+    assert settings.role_session_name == "crosscloud-function-sami"
+
+
+def test_settings_from_env_for_a_uami() -> None:
+    client_id = "0f0e0d0c-0b0a-4909-8807-060504030201"
+    settings = Settings.from_env(
+        {**GOOD, "CROSSCLOUD_IDENTITY_CLIENT_ID": client_id, "WEBSITE_SITE_NAME": "fn-uami-1a2b"}
+    )
+    assert settings.identity_client_id == client_id
+    assert settings.role_session_name == "crosscloud-fn-uami-1a2b-uami"
+
+
+@pytest.mark.parametrize("missing", sorted(GOOD))
+def test_every_required_setting_is_required(missing: str) -> None:
+    env = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(env)
+    assert raised.value.setting == missing
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("CROSSCLOUD_AWS_ROLE_ARN", "arn:aws:iam::123:role/x"),
+        ("CROSSCLOUD_AWS_ROLE_ARN", "arn:aws:iam::123456789012:user/x"),
+        ("CROSSCLOUD_AWS_REGION", "eu_west_1"),
+        ("CROSSCLOUD_S3_BUCKET", "Bad_Bucket"),
+        ("CROSSCLOUD_BLOB_CONTAINER", "My--Container"),
+        ("CROSSCLOUD_BLOB_ACCOUNT_URL", "http://crossclouddata.blob.core.windows.net"),
+        ("CROSSCLOUD_AUDIENCE", "AWS-Federation-App"),
+        ("CROSSCLOUD_IDENTITY_CLIENT_ID", "not-a-guid"),
+    ],
+)
+def test_malformed_settings_are_refused(setting: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**GOOD, setting: value})
+    assert raised.value.setting == setting
+
+
+@pytest.mark.parametrize("name", ["a", "x" * 65, "has space", "slash/", "colon:"])
+def test_role_session_name_rule(name: str) -> None:
+    with pytest.raises(SettingsError):
+        validate_role_session_name(name)
+
+
+def test_role_session_name_from_any_site_name_is_valid() -> None:
+    long_odd = "my app/with:odd*chars" * 5
+    name = role_session_name(long_odd, user_assigned=True)
+    assert validate_role_session_name(name) == name
+    assert len(name) <= 64 and name.endswith("-uami")
