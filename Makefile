@@ -35,8 +35,9 @@ package: $(PY_STAMP)
 demo: setup
 	$(PY) -m localcloud.demo
 
+# After `pulumi up`: VERIFY_ARGS="--stack dev" (or "--outputs outputs.json").
 verify: $(PY_STAMP)
-	$(PY) -m verify
+	$(PY) -m verify $(VERIFY_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .build .pytest_cache .ruff_cache

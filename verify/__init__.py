@@ -1,0 +1,15 @@
+"""`make verify`: check a deployed stack end to end with the operator's own identity.
+
+1. Read the stack outputs (`pulumi stack output --json`, or a file).
+2. For each function app: fetch its function key through ARM with the operator's Entra token
+   (never stored), call `/api/read` for the sample present in both clouds, and compare what both
+   clouds answered with the repository's sample files.
+3. Check two refusals: Entra refuses the operator a token for the federation audience (the
+   operator is not assigned the app role: "assignment required" works), and AWS STS refuses an
+   Entra token of the tenant whose `sub` is not one of the trusted identities (the operator's).
+
+Cloud endpoints come from the standard places, so the same code checks the local cloud:
+`CROSSCLOUD_ARM_ENDPOINT` (default https://management.azure.com), the azure-identity
+environment (`DefaultAzureCredential`), `AWS_ENDPOINT_URL_STS`, `REQUESTS_CA_BUNDLE`,
+`AWS_CA_BUNDLE`. No token or key is ever printed.
+"""

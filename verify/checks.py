@@ -1,0 +1,209 @@
+"""The checks `make verify` runs; each returns a `Check` and never raises for a cloud's "no"."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import requests
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "sample_data"
+DEFAULT_ARM = "https://management.azure.com"
+# listKeys on the Functions host (Microsoft.Web/sites/host/listkeys).
+WEB_API_VERSION = "2024-04-01"
+REQUIRED_OUTPUTS = (
+    "tenantId",
+    "audience",
+    "awsRoleArn",
+    "awsRegion",
+    "subscriptionId",
+    "resourceGroupName",
+    "functionAppNames",
+    "samiFunctionHostname",
+    "uamiFunctionHostname",
+)
+APPS = ("sami", "uami")
+
+
+class VerifyError(RuntimeError):
+    """Verification could not even start (missing outputs, no credential)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+def require_outputs(outputs: Mapping[str, Any]) -> None:
+    missing = [key for key in REQUIRED_OUTPUTS if not outputs.get(key)]
+    if missing:
+        raise VerifyError(
+            "the stack outputs lack " + ", ".join(missing) + ": run `pulumi up` first (with "
+            "this version of the program), or pass the right --stack / --outputs"
+        )
+
+
+def shared_sample() -> tuple[str, str, str]:
+    """(name, sha256 of the Azure copy, sha256 of the S3 copy) of the sample in both clouds."""
+    azure = {p.name: p for p in (SAMPLE_DATA / "azure").iterdir() if p.is_file()}
+    aws = {p.name: p for p in (SAMPLE_DATA / "s3").iterdir() if p.is_file()}
+    both = sorted(set(azure) & set(aws))
+    if not both:
+        raise VerifyError("sample_data/azure and sample_data/s3 share no file name")
+    name = both[0]
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return name, digest(azure[name]), digest(aws[name])
+
+
+def _arm_endpoint() -> str:
+    return os.environ.get("CROSSCLOUD_ARM_ENDPOINT", DEFAULT_ARM).rstrip("/")
+
+
+def _verify_tls() -> str | bool:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or True
+
+
+def function_key(
+    credential: TokenCredential, outputs: Mapping[str, Any], app: str, timeout: float
+) -> str:
+    """The app's default function key, read through ARM with the operator's identity."""
+    arm = _arm_endpoint()
+    token = credential.get_token(f"{DEFAULT_ARM}/.default").token
+    url = (
+        f"{arm}/subscriptions/{outputs['subscriptionId']}/resourceGroups/"
+        f"{outputs['resourceGroupName']}/providers/Microsoft.Web/sites/"
+        f"{outputs['functionAppNames'][app]}/host/default/listkeys?api-version={WEB_API_VERSION}"
+    )
+    response = requests.post(
+        url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout, verify=_verify_tls()
+    )
+    if response.status_code in (401, 403):
+        raise VerifyError(
+            f"ARM refused to list the {app} app's function keys ({response.status_code}): the "
+            "operator needs Website Contributor (or Contributor) on the app"
+        )
+    response.raise_for_status()
+    keys = response.json().get("functionKeys") or {}
+    if "default" not in keys:
+        raise VerifyError(f"the {app} app has no default function key yet (is it deployed?)")
+    return str(keys["default"])
+
+
+def read_both_clouds(
+    credential: TokenCredential,
+    outputs: Mapping[str, Any],
+    app: str,
+    sample: tuple[str, str, str],
+    timeout: float,
+) -> Check:
+    """`/api/read` on one app must return the shared sample from Azure and from S3."""
+    name, azure_sha, aws_sha = sample
+    check = f"{app}: /api/read?name={name} answers from both clouds"
+    try:
+        key = function_key(credential, outputs, app, timeout)
+    except (VerifyError, requests.RequestException, ClientAuthenticationError) as error:
+        return Check(check, False, _short(error))
+    host = outputs[f"{app}FunctionHostname"]
+    try:
+        response = requests.get(
+            f"https://{host}/api/read?name={quote(name)}",
+            headers={"x-functions-key": key},
+            timeout=timeout,
+            verify=_verify_tls(),
+        )
+    except requests.RequestException as error:
+        return Check(check, False, f"could not reach https://{host}: {_short(error)}")
+    body = _json(response)
+    if response.status_code != 200:
+        error = body.get("error") or {}
+        detail = f"HTTP {response.status_code} {error.get('code', '')}: {error.get('message', '')}"
+        if error.get("hint"):
+            detail += f" — hint: {error['hint']}"
+        return Check(check, False, detail)
+    got = {cloud: (body.get(cloud) or {}).get("sha256") for cloud in ("azure", "aws")}
+    wrong = [
+        cloud for cloud, want in (("azure", azure_sha), ("aws", aws_sha)) if got[cloud] != want
+    ]
+    if wrong:
+        return Check(check, False, "content differs from sample_data for " + ", ".join(wrong))
+    return Check(check, True, "Azure and S3 copies match sample_data")
+
+
+def operator_refused_by_entra(credential: TokenCredential, audience: str) -> Check:
+    """The operator holds no app role, so Entra must not issue a token for the audience."""
+    check = "Entra refuses the operator a token for the audience (assignment required)"
+    try:
+        credential.get_token(f"{audience}/.default")
+    except ClientAuthenticationError as error:
+        code = next((w for w in str(error).split() if w.startswith("AADSTS")), "refused")
+        return Check(check, True, code.rstrip(":"))
+    return Check(
+        check,
+        False,
+        "Entra issued the operator a token for the audience: is 'assignment required' off on "
+        "the federation app's service principal, or does the operator hold AssumeAWSRole?",
+    )
+
+
+def untrusted_sub_refused_by_sts(
+    credential: TokenCredential, outputs: Mapping[str, Any], timeout: float
+) -> Check:
+    """An Entra token of this tenant whose `sub` is the operator's must not become AWS creds."""
+    check = "AWS STS refuses a tenant token whose sub is not trusted (the operator's)"
+    token = credential.get_token(f"{DEFAULT_ARM}/.default").token
+    # AssumeRoleWithWebIdentity is an unsigned call: the token is the only credential.
+    sts = boto3.client(
+        "sts",
+        region_name=outputs["awsRegion"],
+        config=Config(signature_version=UNSIGNED, connect_timeout=timeout, read_timeout=timeout),
+    )
+    try:
+        sts.assume_role_with_web_identity(
+            RoleArn=outputs["awsRoleArn"],
+            RoleSessionName="crosscloud-verify",
+            WebIdentityToken=token,
+            DurationSeconds=900,
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "refused")
+        return Check(check, code in ("AccessDenied", "InvalidIdentityToken"), code)
+    except BotoCoreError as error:
+        return Check(check, False, f"could not reach STS: {_short(error)}")
+    return Check(
+        check,
+        False,
+        "STS handed out credentials for the operator's token: the trust policy does not pin "
+        "aud and sub",
+    )
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:300]
