@@ -92,6 +92,8 @@ function_settings = {
     "CROSSCLOUD_BLOB_ACCOUNT_URL": data_storage.blob_endpoint,
     "CROSSCLOUD_BLOB_CONTAINER": DATA_CONTAINER,
 }
+if settings.s3_key_prefix:
+    function_settings["CROSSCLOUD_S3_KEY_PREFIX"] = settings.s3_key_prefix
 
 apps: dict[str, FlexFunctionApp] = {}
 for kind, identity in (("sami", "SystemAssigned"), ("uami", "UserAssigned")):

@@ -54,16 +54,21 @@ class BlobReader:
 
 
 class S3Reader:
-    def __init__(self, client: Any, bucket: str) -> None:
+    """Reads names as keys under `prefix`: the role may be limited to that prefix."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client = client
         self.bucket = bucket
+        self.prefix = prefix
 
     def list_keys(self) -> list[str]:
-        answer = self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=MAX_LISTED)
-        return [item["Key"] for item in answer.get("Contents", [])]
+        answer = self.client.list_objects_v2(
+            Bucket=self.bucket, Prefix=self.prefix, MaxKeys=MAX_LISTED
+        )
+        return [item["Key"].removeprefix(self.prefix) for item in answer.get("Contents", [])]
 
     def read(self, name: str) -> dict[str, Any]:
-        answer = self.client.get_object(Bucket=self.bucket, Key=name)
+        answer = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}{name}")
         body = answer["Body"]
         try:
             size = int(answer.get("ContentLength", 0))

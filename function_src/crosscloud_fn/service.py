@@ -71,7 +71,9 @@ class CrossCloud:
                 retry_policy=BlobRetry(),
             )
         )
-        self.s3 = S3Reader(s3_client(self.aws_credentials, settings), settings.s3_bucket)
+        self.s3 = S3Reader(
+            s3_client(self.aws_credentials, settings), settings.s3_bucket, settings.s3_key_prefix
+        )
         # Small and shared by concurrent invocations: each request holds two workers (one per
         # cloud) for the length of one store round trip.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crosscloud")

@@ -19,6 +19,9 @@ AWS_REGION = "CROSSCLOUD_AWS_REGION"
 S3_BUCKET = "CROSSCLOUD_S3_BUCKET"
 BLOB_ACCOUNT_URL = "CROSSCLOUD_BLOB_ACCOUNT_URL"
 BLOB_CONTAINER = "CROSSCLOUD_BLOB_CONTAINER"
+# Optional: set when the IAM role may only read keys under a prefix (crosscloud:s3KeyPrefix);
+# the listing must then ask for that prefix or S3 refuses it.
+S3_KEY_PREFIX = "CROSSCLOUD_S3_KEY_PREFIX"
 # Set by App Service on every app; only used to make the STS session name meaningful in CloudTrail.
 SITE_NAME = "WEBSITE_SITE_NAME"
 
@@ -66,6 +69,8 @@ class Settings:
     blob_account_url: str
     blob_container: str
     role_session_name: str
+    s3_key_prefix: str = ""
+    """Names map to keys under this prefix (empty: the whole bucket)."""
 
     @property
     def user_assigned(self) -> bool:
@@ -115,4 +120,5 @@ class Settings:
             blob_account_url=account_url,
             blob_container=matching(BLOB_CONTAINER, _CONTAINER, "a blob container name"),
             role_session_name=role_session_name(env.get(SITE_NAME), client_id is not None),
+            s3_key_prefix=(env.get(S3_KEY_PREFIX) or "").strip(),
         )

@@ -89,3 +89,24 @@ def test_role_session_name_from_any_site_name_is_valid() -> None:
     name = role_session_name(long_odd, user_assigned=True)
     assert validate_role_session_name(name) == name
     assert len(name) <= 64 and name.endswith("-uami")
+
+
+def test_key_prefix_setting_is_optional() -> None:
+    assert Settings.from_env(GOOD).s3_key_prefix == ""
+    prefixed = Settings.from_env({**GOOD, "CROSSCLOUD_S3_KEY_PREFIX": "reports/"})
+    assert prefixed.s3_key_prefix == "reports/"
+
+
+def test_s3_names_live_under_the_key_prefix(world) -> None:
+    """A role limited to `reports/*` may only list with that prefix; names stay prefix-free."""
+    from crosscloud_fn.readers import S3Reader
+
+    s3 = world.aws.client("s3")
+    s3.create_bucket(
+        Bucket="prefixed-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    s3.put_object(Bucket="prefixed-bucket", Key="reports/q1.txt", Body=b"q1")
+    s3.put_object(Bucket="prefixed-bucket", Key="private/secret.txt", Body=b"no")
+    reader = S3Reader(s3, "prefixed-bucket", "reports/")
+    assert reader.list_keys() == ["q1.txt"]
+    assert reader.read("q1.txt")["text"] == "q1"

@@ -332,7 +332,7 @@ def test_host_and_deployment_storage_use_the_app_identity(any_run):
     assert sami_auth == {"type": "SystemAssignedIdentity"}
 
 
-def test_function_settings_follow_the_contract(any_run):
+def test_function_settings_follow_the_contract(any_run, extended_run):
     (role,) = any_run.of_type("aws:iam/role:Role")
     data = any_run.named("data-storage-account")
     uami = any_run.named("function-uami-identity")
@@ -349,6 +349,8 @@ def test_function_settings_follow_the_contract(any_run):
         }
         if kind == "uami":
             expected["CROSSCLOUD_IDENTITY_CLIENT_ID"] = uami.state["clientId"]
+        if any_run is extended_run:
+            expected["CROSSCLOUD_S3_KEY_PREFIX"] = "reports/"
         assert crosscloud == expected
 
 
