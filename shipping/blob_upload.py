@@ -23,11 +23,11 @@ import pulumi
 import pulumi.dynamic
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.identity import DefaultAzureCredential
 from azure.storage.blob import ContainerClient, ContentSettings
 from pulumi.runtime import rpc
 
 from shipping.build import file_sha256
+from shipping.identity import EntraIdentityProvider
 from shipping.retry import Backoff, retry
 
 STORAGE_BLOB_DATA_CONTRIBUTOR_ROLE_ID = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -66,23 +66,12 @@ def describe_files(source_dir: Path) -> dict[str, dict[str, str]]:
     return files
 
 
-class BlobUploadProvider(pulumi.dynamic.ResourceProvider):
-    """Dynamic provider behind `BlobUpload`.
-
-    Pulumi pickles the provider into state (with dill), so it holds plain settings only. The
-    optional `credential` is for tests; it is dropped when pickling, so it never reaches state
-    and a deserialized provider always uses DefaultAzureCredential.
-    """
+class BlobUploadProvider(EntraIdentityProvider):
+    """Dynamic provider behind `BlobUpload` (credential handling: `EntraIdentityProvider`)."""
 
     def __init__(self, backoff: Backoff | None = None, credential: TokenCredential | None = None):
-        super().__init__()
+        super().__init__(credential)
         self.backoff = backoff or Backoff()
-        self._credential = credential
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_credential"] = None
-        return state
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         failures = []
@@ -140,18 +129,13 @@ class BlobUploadProvider(pulumi.dynamic.ResourceProvider):
     @contextmanager
     def _container(self, props: Mapping[str, Any]) -> Iterator[ContainerClient]:
         """A container client with this call's credential (the SDK fetches the token lazily)."""
-        # Built here, at create/update/delete time, never kept: the provider itself is pickled.
-        owned = None if self._credential else DefaultAzureCredential()
-        try:
-            with ContainerClient(
-                props["account_url"],
-                props["container_name"],
-                credential=self._credential or owned,
-            ) as container:
-                yield container
-        finally:
-            if owned is not None:
-                owned.close()
+        with (
+            self.signed_in() as credential,
+            ContainerClient(
+                props["account_url"], props["container_name"], credential=credential
+            ) as container,
+        ):
+            yield container
 
     def _upload(
         self,

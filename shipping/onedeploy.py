@@ -33,10 +33,10 @@ import pulumi
 import pulumi.dynamic
 import requests
 from azure.core.credentials import AccessToken, TokenCredential
-from azure.identity import DefaultAzureCredential
 from pulumi.runtime import rpc
 
 from shipping.build import file_sha256
+from shipping.identity import EntraIdentityProvider
 from shipping.retry import Backoff, retry
 
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -105,13 +105,8 @@ class _BearerToken:
         return {"Authorization": f"Bearer {self._token.token}"}
 
 
-class OneDeployProvider(pulumi.dynamic.ResourceProvider):
-    """Dynamic provider behind `FlexDeployment`.
-
-    Pulumi pickles the provider into state (with dill), so it holds plain settings only. The
-    optional `credential` is for tests; it is dropped when pickling, so it never reaches state
-    and a deserialized provider always uses DefaultAzureCredential.
-    """
+class OneDeployProvider(EntraIdentityProvider):
+    """Dynamic provider behind `FlexDeployment` (credential handling: `EntraIdentityProvider`)."""
 
     def __init__(
         self,
@@ -119,15 +114,9 @@ class OneDeployProvider(pulumi.dynamic.ResourceProvider):
         backoff: Backoff | None = None,
         credential: TokenCredential | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(credential)
         self.timeouts = timeouts or OneDeployTimeouts()
         self.backoff = backoff or Backoff()
-        self._credential = credential
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_credential"] = None
-        return state
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         failures = []
@@ -185,16 +174,10 @@ class OneDeployProvider(pulumi.dynamic.ResourceProvider):
                 f"{package} changed after the program hashed it ({actual} != "
                 f"{props['package_sha256']}); run the deployment again"
             )
-        # Built here, at create/update time, never kept: the provider itself is pickled.
-        owned = None if self._credential else DefaultAzureCredential()
-        token = _BearerToken(self._credential or owned)
-        try:
-            with requests.Session() as session:
-                deployment_id = self._publish(session, token, props, package)
-                self._wait(session, token, props, deployment_id)
-        finally:
-            if owned is not None:
-                owned.close()
+        with self.signed_in() as credential, requests.Session() as session:
+            token = _BearerToken(credential)
+            deployment_id = self._publish(session, token, props, package)
+            self._wait(session, token, props, deployment_id)
         return {
             "resource_group": props["resource_group"],
             "app_name": props["app_name"],
