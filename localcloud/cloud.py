@@ -1,0 +1,712 @@
+"""`LocalCloud`: the deployment the Pulumi program describes, running on 127.0.0.1.
+
+Built from a `World` (the program run under mocks, see world.py), it starts:
+
+- a throw-away CA; every endpoint below speaks HTTPS with its server certificate;
+- the fake Entra ID (localcloud/entra.py): the federation app with the program's audience, app
+  role, "assignment required" flag and assignments; one managed-identity host per function app
+  (its own IDENTITY_HEADER and identities), and an "operator" host for the deployer;
+- moto over HTTPS in auth mode, behind the STS front (`WebIdentityVerifier` built from the
+  program's OIDC providers, with the fake Entra's JWKS, and the role's trust policy): the IAM role
+  with the program's exact trust policy and inline policy, the bucket and its objects, and a
+  second bucket the role is not granted;
+- Azurite (`--oauth basic`) behind `BlobGate`, which grants Storage Blob Data Reader to the
+  principals the program grants it on the data account, and Contributor to the deployer, who
+  seeds the container with the program's sample blobs;
+- one `python -m localcloud.function_host` per function app: the real function_src code with the
+  app's own environment and function keys;
+- a fake ARM endpoint that hands those keys to the operator (`listkeys`), for `make verify`.
+
+The function code is pointed at all this only through the variables the SDKs honour
+(IDENTITY_ENDPOINT/IDENTITY_HEADER, REQUESTS_CA_BUNDLE, AWS_ENDPOINT_URL_STS/_S3, AWS_CA_BUNDLE)
+and CROSSCLOUD_BLOB_ACCOUNT_URL, which is the one app setting that must name the gate.
+
+moto keeps its backends and its auth switch process-wide: run one `LocalCloud` per process.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import select
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from unittest.mock import patch
+from urllib.parse import urlencode
+
+import boto3
+from azure.core.credentials import AccessToken
+from azure.storage.blob import BlobServiceClient
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.sts.responses import TokenResponse
+from werkzeug.serving import make_server
+
+from localcloud.arm import FakeArm, SiteKeys
+from localcloud.azurite import Azurite
+from localcloud.blob_gate import BlobGate
+from localcloud.certs import TlsFiles, make_tls_files
+from localcloud.entra import STORAGE_RESOURCE, AppHost, FakeEntra, Identity
+from localcloud.moto_server import (
+    DUMMY_KEY,
+    WEB_IDENTITY,
+    MotoServer,
+    _Middleware,
+    _QuietHandler,
+    _Server,
+)
+from localcloud.net import LOOPBACK, wait_for_port
+from localcloud.sts_verifier import OidcProvider, WebIdentityVerifier
+from localcloud.world import ManagedId, World, stable_client_id
+
+REPO = Path(__file__).resolve().parents[1]
+FUNCTION_SRC = REPO / "function_src"
+OTHER_BUCKET = "localcloud-not-granted"
+"""A bucket the role's policy does not name, holding the same objects: reading it must fail."""
+OPERATOR = "operator"
+HOST_READY_TIMEOUT = 60.0
+_ADMIN_USER = "localcloud-admin"
+
+
+@dataclass(frozen=True)
+class ExtraApp:
+    """A function app that is not in the program, deployed beside its apps to show one refusal.
+
+    It runs the same code with the settings of the program app it `copies`, changed by
+    `settings`. With `new_identity` it has its own system-assigned identity, which the program
+    knows nothing about (`assigned` / `blob_reader` give it the app role / Storage Blob Data
+    Reader by hand, outside the program); otherwise it shares the copied app's user-assigned
+    identity, as any app may attach a UAMI.
+    """
+
+    name: str
+    copies: str
+    new_identity: bool = False
+    assigned: bool = False
+    blob_reader: bool = False
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+    """Parsed JSON, or None for an empty body (the host's 401/404)."""
+    ms: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Calls the fakes received on behalf of one app."""
+
+    tokens: int
+    """Managed-identity token requests from the app's host (any resource, refused ones too)."""
+    sts: int
+    """AssumeRoleWithWebIdentity requests made with the app's role session name."""
+
+
+class _IssuedToken:
+    """A TokenCredential holding one token the fake Entra issued (for the deployer's seeding)."""
+
+    def __init__(self, token: str, expires_on: int) -> None:
+        self._token = AccessToken(token, expires_on)
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return self._token
+
+
+# ---- AWS: moto over HTTPS, in auth mode, behind the STS front ------------------------------------
+
+_MOTO_STS_AUTH = TokenResponse._authenticate_and_authorize_normal_action
+
+
+def _unsigned_web_identity(self: TokenResponse, resource: str = "*") -> None:
+    # AWS takes AssumeRoleWithWebIdentity unsigned: the token is the proof, and the STS front has
+    # checked it before moto sees the request. moto's auth mode would demand a SigV4 signature.
+    if self._get_action() == WEB_IDENTITY:
+        return
+    _MOTO_STS_AUTH(self, resource)
+
+
+class _TlsMotoThread(_Server):
+    def __init__(self, owner: MotoServer, port: int, tls: TlsFiles) -> None:
+        super().__init__(owner, port)
+        self._tls = tls
+
+    def _server_entry(self) -> None:
+        # As MotoServer's, with TLS: web identity tokens travel to STS over HTTPS, as to AWS.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self._tls.server_cert, self._tls.server_key)
+        app = _Middleware(DomainDispatcherApplication(create_backend_app), self._owner)
+        self._server = make_server(
+            self._ip_address,
+            self._port,
+            app,
+            True,
+            request_handler=_QuietHandler,
+            ssl_context=context,
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever(poll_interval=0.05)
+
+
+class _TlsMoto(MotoServer):
+    """`MotoServer` over HTTPS, whose auth mode lets AssumeRoleWithWebIdentity in unsigned."""
+
+    def __init__(self, tls: TlsFiles, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tls = tls
+        self.endpoint_url = f"https://{LOOPBACK}:{self.port}"
+        self._keys = (DUMMY_KEY, DUMMY_KEY)  # any key is fine until auth is on
+        self._web_identity_patch = patch.object(
+            TokenResponse, "_authenticate_and_authorize_normal_action", _unsigned_web_identity
+        )
+        self._patched = False
+
+    def use_keys(self, access_key_id: str, secret: str) -> None:
+        """Sign admin calls with these keys (an IAM user's: needed once auth is on)."""
+        self._keys = (access_key_id, secret)
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session().client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self._keys[0],
+            aws_secret_access_key=self._keys[1],
+            verify=str(self.tls.ca_cert),
+        )
+
+    def _post(self, path: str, data: bytes) -> None:
+        request = urllib.request.Request(  # noqa: S310 - https://127.0.0.1 only
+            f"{self.endpoint_url}{path}",
+            data=data,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
+            response.read()
+
+    def start(self) -> _TlsMoto:
+        self._web_identity_patch.start()
+        self._patched = True
+        self._server = _TlsMotoThread(self, self.port, self.tls)
+        self._server.start()
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        try:
+            if self._server:
+                # moto's state is process-wide: leave it as found for whoever runs next.
+                self.disable_auth()
+                self.reset()
+        finally:
+            super().stop()
+            if self._patched:
+                self._web_identity_patch.stop()
+                self._patched = False
+
+
+def sts_front(world: World, jwks_url: str, ca_cert: Path) -> WebIdentityVerifier:
+    """What AWS STS checks, configured from the program: its OIDC providers (keys from the fake
+    Entra's JWKS) and its role's trust policy."""
+    return WebIdentityVerifier(
+        [
+            OidcProvider(url=p.url, arn=p.arn, client_ids=p.client_ids, jwks_url=jwks_url)
+            for p in world.oidc_providers
+        ],
+        {world.role_arn: world.trust_policy},
+        ssl_context=ssl.create_default_context(cafile=str(ca_cert)),
+    )
+
+
+# ---- function hosts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AppPlan:
+    """One app to run: how App Service would set it up."""
+
+    name: str
+    """Key in `LocalCloud.hosts`: the program's kind (`sami`, `uami`) or the extra app's name."""
+    site_name: str
+    """WEBSITE_SITE_NAME: the Azure app name for the program's apps."""
+    settings: Mapping[str, str]
+    system_identity: ManagedId | None
+    user_identities: tuple[ManagedId, ...]
+    identity: ManagedId
+    """The identity the code uses (CROSSCLOUD_IDENTITY_CLIENT_ID, else the SAMI)."""
+    extra: ExtraApp | None = None
+    """Set for an app that is not in the program."""
+
+
+class FunctionHost:
+    """One `python -m localcloud.function_host` process and what it needs to (re)start."""
+
+    def __init__(
+        self, plan: _AppPlan, env: Mapping[str, str], keys: SiteKeys, workdir: Path
+    ) -> None:
+        self.plan = plan
+        self.env = dict(env)
+        self.keys = keys
+        self.port = 0
+        self.log_path = workdir / f"{plan.name}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def launch(self, tls: TlsFiles) -> None:
+        """Start the process (it imports the app in parallel with whatever the caller does)."""
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "localcloud.function_host"],
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            # Its own session: Ctrl-C in the terminal reaches the cloud, which stops the hosts.
+            start_new_session=True,
+        )
+        spec = {
+            "name": self.name,
+            "function_src": str(FUNCTION_SRC),
+            "port": self.port,  # 0 the first time; a restart keeps the port
+            "cert": str(tls.server_cert),
+            "key": str(tls.server_key),
+            "keys": {"default": self.keys.default, "master": self.keys.master},
+        }
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(spec).encode() + b"\n")
+        self._process.stdin.flush()
+
+    def wait_ready(self, timeout: float = HOST_READY_TIMEOUT) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        readable, _, _ = select.select([self._process.stdout], [], [], timeout)
+        line = self._process.stdout.readline().decode() if readable else ""
+        if not line.startswith("listening "):
+            self.stop()
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"function host {self.name} did not start:\n{tail}")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.close()  # end of file: the host exits
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+# ---- the cloud -----------------------------------------------------------------------------------
+
+
+class LocalCloud:
+    """Context manager: `with LocalCloud(world_from_program()) as cloud: cloud.call(...)`."""
+
+    def __init__(self, world: World, *, extra_apps: Sequence[ExtraApp] = ()) -> None:
+        self.world = world
+        self.plans = _plans(world, extra_apps)
+        self._stack = ExitStack()
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.tls: TlsFiles
+        self.entra: FakeEntra
+        self.aws: _TlsMoto
+        self.verifier: WebIdentityVerifier
+        self.azurite: Azurite
+        self.gate: BlobGate
+        self.arm: FakeArm
+        self.operator: AppHost
+        self.hosts: dict[str, FunctionHost] = {}
+        self.startup_s = 0.0
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalCloud:
+        started = time.perf_counter()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.perf_counter() - started
+        return self
+
+    def _start(self) -> None:
+        world = self.world
+        self._workdir = tempfile.TemporaryDirectory(prefix="localcloud-")
+        workdir = Path(self._workdir.name)
+        self.tls = tls = make_tls_files(workdir / "tls")
+
+        # Everything is wired before anything starts (ports are picked in the constructors), so
+        # the slow parts - Azurite's Node start and the hosts' imports - overlap with the rest.
+        entra = self.entra = FakeEntra(world.tenant_id, tls=tls)
+        entra.add_federation_app(
+            world.audience,
+            world.federation_display_name,
+            app_role=world.app_role,
+            assigned=world.assigned | self._assigned_by_hand(),
+            assignment_required=world.assignment_required,
+        )
+        deployer = _identity(OPERATOR, world.deployer)
+        self.operator = entra.add_host(OPERATOR, system_identity=deployer)
+        self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert)
+        self.aws = _TlsMoto(tls, region=world.region, sts_guard=self.verifier)
+        azurite = self.azurite = Azurite(tls)
+        self.gate = BlobGate(
+            azurite.blob_endpoint,
+            tls,
+            jwks=entra.jwks(),
+            readers=set(world.blob_readers | self._readers_by_hand()),
+            contributors=set(world.blob_writers),
+        )
+        for plan in self.plans:
+            host = entra.add_host(
+                plan.name,
+                system_identity=(
+                    _identity(plan.name, plan.system_identity) if plan.system_identity else None
+                ),
+                user_identities=[_identity(plan.name, i) for i in plan.user_identities],
+            )
+            keys = SiteKeys(master=secrets.token_urlsafe(32), default=secrets.token_urlsafe(32))
+            self.hosts[plan.name] = FunctionHost(
+                plan, self._host_env(plan, host, workdir), keys, workdir
+            )
+        self.arm = FakeArm(
+            tls,
+            jwks=entra.jwks(),
+            issuer=entra.issuer,
+            subscription_id=world.subscription_id,
+            resource_group=world.resource_group,
+            sites={world.apps[kind].name: self.hosts[kind].keys for kind in world.apps},
+            operators={world.deployer.principal_id},
+        )
+
+        stack = self._stack
+        for host in self.hosts.values():
+            stack.callback(host.stop)
+            host.launch(tls)
+        stack.callback(azurite.stop)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            azurite_up = pool.submit(azurite.start)
+            stack.enter_context(entra)
+            stack.enter_context(self.aws)
+            self._seed_aws()
+            azurite_up.result()
+        stack.enter_context(self.gate)
+        self._seed_blobs(deployer)
+        stack.enter_context(self.arm)
+        for host in self.hosts.values():
+            host.wait_ready()
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe to call twice."""
+        self._stack.close()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- set-up --------------------------------------------------------------------------------
+
+    def _assigned_by_hand(self) -> frozenset[str]:
+        return frozenset(
+            p.identity.principal_id for p in self.plans if p.extra and p.extra.assigned
+        )
+
+    def _readers_by_hand(self) -> frozenset[str]:
+        return frozenset(
+            p.identity.principal_id for p in self.plans if p.extra and p.extra.blob_reader
+        )
+
+    def _host_env(self, plan: _AppPlan, host: AppHost, workdir: Path) -> dict[str, str]:
+        """The process environment App Service would give the app, pointed at the fakes."""
+        home = workdir / "home" / plan.name
+        home.mkdir(parents=True)
+        ca = str(self.tls.ca_cert)
+        return {
+            # Nothing from this machine's environment or AWS/Azure config reaches the app.
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "AWS_CONFIG_FILE": str(home / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
+            **plan.settings,
+            "CROSSCLOUD_BLOB_ACCOUNT_URL": self.gate.endpoint,
+            "WEBSITE_SITE_NAME": plan.site_name,
+            **host.env(),
+            "REQUESTS_CA_BUNDLE": ca,
+            "AWS_CA_BUNDLE": ca,
+            "AWS_ENDPOINT_URL_STS": self.aws.endpoint_url,
+            "AWS_ENDPOINT_URL_S3": self.aws.endpoint_url,
+        }
+
+    def _seed_aws(self) -> None:
+        """IAM and S3 as `pulumi up` leaves them, then auth on (moto then enforces policies)."""
+        world, aws = self.world, self.aws
+        iam = aws.client("iam")
+        # An administrator with real moto keys, so the cloud can still change IAM once auth is on.
+        iam.create_user(UserName=_ADMIN_USER)
+        iam.put_user_policy(
+            UserName=_ADMIN_USER,
+            PolicyName="administrator",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName=_ADMIN_USER)["AccessKey"]
+        aws.use_keys(key["AccessKeyId"], key["SecretAccessKey"])
+
+        for provider in world.oidc_providers:
+            arn = iam.create_open_id_connect_provider(
+                Url=provider.url, ClientIDList=list(provider.client_ids), ThumbprintList=[]
+            )["OpenIDConnectProviderArn"]
+            _same("OIDC provider ARN", arn, provider.arn)
+        role = iam.create_role(
+            RoleName=world.role_name,
+            AssumeRolePolicyDocument=world.trust_policy,
+            MaxSessionDuration=world.role_max_session_seconds,
+        )["Role"]
+        _same("role ARN", role["Arn"], world.role_arn)
+        iam.put_role_policy(
+            RoleName=world.role_name,
+            PolicyName=world.read_policy_name,
+            PolicyDocument=world.read_policy,
+        )
+        s3 = aws.client("s3")
+        location = (
+            {"CreateBucketConfiguration": {"LocationConstraint": world.region}}
+            if world.region != "us-east-1"
+            else {}
+        )
+        for bucket in (world.bucket, OTHER_BUCKET):
+            s3.create_bucket(Bucket=bucket, **location)
+            for key_name, path in world.s3_objects.items():
+                s3.put_object(
+                    Bucket=bucket,
+                    Key=key_name,
+                    Body=path.read_bytes(),
+                    ContentType=world.s3_content_types[key_name],
+                )
+        aws.enable_auth()
+
+    def _seed_blobs(self, deployer: Identity) -> None:
+        """What the program's BlobUpload does: the deployer uploads with its own Entra token,
+        through the gate, where it holds Storage Blob Data Contributor."""
+        token, expires_on = self.entra.issue_token(deployer, STORAGE_RESOURCE)
+        with BlobServiceClient(
+            self.gate.endpoint,
+            credential=_IssuedToken(token, expires_on),
+            connection_verify=str(self.tls.ca_cert),
+        ) as blob:
+            container = blob.create_container(self.world.container)
+            for name, path in sorted(self.world.blobs.items()):
+                container.upload_blob(name, path.read_bytes())
+
+    # ---- using it ------------------------------------------------------------------------------
+
+    def call(
+        self,
+        app: str,
+        route: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        key: str | None = "",
+    ) -> Reply:
+        """GET /api/{route} on an app's host over HTTPS. `key` "" sends the app's default
+        function key in `x-functions-key`; None sends none; any other value is sent as is."""
+        host = self.hosts[app]
+        headers = {"x-functions-key": key or host.keys.default} if key is not None else {}
+        path = f"/api/{route}" + (f"?{urlencode(params)}" if params else "")
+        context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
+        connection = http.client.HTTPSConnection(LOOPBACK, host.port, context=context, timeout=90)
+        started = time.perf_counter()
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        ms = (time.perf_counter() - started) * 1e3
+        return Reply(response.status, json.loads(data) if data else None, ms)
+
+    def usage(self, app: str) -> Usage:
+        session_prefix = f"crosscloud-{self.hosts[app].plan.site_name}-"
+        tokens = sum(1 for r in self.entra.request_log() if r.host == app)
+        sts = sum(
+            1
+            for c in self.aws.call_log("sts")
+            if c.action == WEB_IDENTITY
+            and c.params.get("RoleSessionName", "").startswith(session_prefix)
+        )
+        return Usage(tokens=tokens, sts=sts)
+
+    def outputs(self) -> dict[str, Any]:
+        """The program's stack outputs, with the hosts and the blob endpoint made local."""
+        outputs = dict(self.world.outputs)
+        for kind in self.world.apps:
+            outputs[f"{kind}FunctionHostname"] = f"{LOOPBACK}:{self.hosts[kind].port}"
+        outputs["dataBlobUrl"] = f"{self.gate.endpoint}/"
+        return outputs
+
+    def verify_environment(self) -> dict[str, str]:
+        """What `make verify` needs beside `outputs()`: the ARM endpoint, trust in the local CA,
+        the STS (and S3) endpoint, and the operator's managed-identity endpoint. The operator is
+        the deployer: not assigned the app role, allowed to list the apps' keys."""
+        ca = str(self.tls.ca_cert)
+        return {
+            "CROSSCLOUD_ARM_ENDPOINT": self.arm.base_url,
+            "REQUESTS_CA_BUNDLE": ca,
+            "AWS_CA_BUNDLE": ca,
+            "SSL_CERT_FILE": ca,
+            "AWS_ENDPOINT_URL_STS": self.aws.endpoint_url,
+            "AWS_ENDPOINT_URL_S3": self.aws.endpoint_url,
+            **self.operator.env(),
+        }
+
+    def unassign(self, app: str, *, restart: bool = True) -> None:
+        """Remove the app role from the app's identity in Entra. A running app keeps the token it
+        already holds (Azure caches managed-identity tokens for up to a day), so by default the
+        app is restarted: its next request asks Entra again and is refused."""
+        self.entra.unassign(self.world.audience, self.hosts[app].plan.identity.principal_id)
+        if restart:
+            self.restart_app(app)
+
+    def assign(self, app: str, *, restart: bool = True) -> None:
+        """Give the app role back (undo `unassign`)."""
+        self.entra.assign(self.world.audience, self.hosts[app].plan.identity.principal_id)
+        if restart:
+            self.restart_app(app)
+
+    def restart_app(self, app: str) -> None:
+        """A fresh process on the same port: empty token and credential caches."""
+        host = self.hosts[app]
+        host.stop()
+        host.launch(self.tls)
+        host.wait_ready()
+
+    def update_trust_policy(self, world: World) -> None:
+        """Apply another program run's trust policy, as `pulumi up` would
+        (iam:UpdateAssumeRolePolicy); the STS front enforces it from the next exchange on."""
+        _same("role ARN", world.role_arn, self.world.role_arn)
+        self.aws.client("iam").update_assume_role_policy(
+            RoleName=world.role_name, PolicyDocument=world.trust_policy
+        )
+        self.verifier = sts_front(world, self.entra.jwks_url, self.tls.ca_cert)
+        self.aws.sts_guard = self.verifier
+
+    def listening_ports(self) -> list[int]:
+        """Every port the cloud listens on (for checks that it let go of all of them)."""
+        ports = [self.entra.port, self.aws.port, self.azurite.port, self.gate.port, self.arm.port]
+        return ports + [host.port for host in self.hosts.values()]
+
+
+def leftovers(ports: Iterable[int]) -> list[str]:
+    """What still runs after a stop: ports still accepting connections on 127.0.0.1, and child
+    processes of this process (Linux /proc; the cloud's Azurite and hosts are its children)."""
+    found = []
+    for port in ports:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                found.append(f"port {port} still listening")
+        except OSError:
+            pass
+    for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
+        for pid in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue  # it has just gone
+            found.append(f"process {pid} still running: {command.decode().strip()[:120]}")
+    return found
+
+
+def _plans(world: World, extra_apps: Sequence[ExtraApp]) -> list[_AppPlan]:
+    plans = [
+        _AppPlan(
+            name=kind,
+            site_name=app.name,
+            settings=app.settings,
+            system_identity=app.system_identity,
+            user_identities=app.user_identities,
+            identity=app.identity,
+        )
+        for kind, app in world.apps.items()
+    ]
+    for extra in extra_apps:
+        if extra.name in world.apps or extra.name == OPERATOR:
+            raise ValueError(f"extra app name {extra.name!r} is taken")
+        base = world.apps[extra.copies]
+        settings = {**base.settings, **extra.settings}
+        if extra.new_identity:
+            principal_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"localcloud/app/{extra.name}"))
+            own = ManagedId(principal_id=principal_id, client_id=stable_client_id(principal_id))
+            # A system-assigned identity: no client id setting selects it.
+            settings.pop("CROSSCLOUD_IDENTITY_CLIENT_ID", None)
+            settings.pop("AzureWebJobsStorage__clientId", None)
+            plans.append(_AppPlan(extra.name, extra.name, settings, own, (), own, extra))
+        else:
+            if base.identity not in base.user_identities:
+                raise ValueError(
+                    f"{extra.name}: a system-assigned identity belongs to one app; copy an app "
+                    "with a user-assigned identity or give the extra app a new identity"
+                )
+            plans.append(
+                _AppPlan(
+                    extra.name,
+                    extra.name,
+                    settings,
+                    None,
+                    (base.identity,),
+                    base.identity,
+                    extra,
+                )
+            )
+    return plans
+
+
+def _identity(name: str, identity: ManagedId) -> Identity:
+    return Identity(name=name, client_id=identity.client_id, principal_id=identity.principal_id)
+
+
+def _same(what: str, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise RuntimeError(f"local {what} {actual!r} differs from the program's {expected!r}")

@@ -1,0 +1,152 @@
+"""`make demo` (`python -m localcloud.demo`): the whole flow on 127.0.0.1, no cloud account.
+
+Runs the Pulumi program under mocks, starts the local cloud it describes (localcloud/cloud.py),
+calls the real function code as the program's SAMI and UAMI apps, then as four apps that each
+miss one link of the trust chain (localcloud/scenarios.py), prints what happened, stops
+everything and checks that nothing is left running. Exit 0 only when every outcome is the
+expected one.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+
+from localcloud.cloud import LocalCloud, leftovers
+from localcloud.scenarios import EXTRA_APPS, WHO, Outcome, run
+from localcloud.world import World, world_from_program
+
+
+def _short(principal_id: str) -> str:
+    return principal_id[:8]
+
+
+def describe_world(world: World, seconds: float) -> str:
+    names = {app.identity.principal_id: kind for kind, app in world.apps.items()}
+
+    def who(principal_id: str) -> str:
+        return f"{names.get(principal_id, 'extra')} {_short(principal_id)}"
+
+    trust = "sub in [" + ", ".join(_short(p) for p in sorted(world.assigned)) + "]"
+    if ":sub" not in world.trust_policy:
+        trust = "NO sub condition"
+    lines = [
+        f"From the Pulumi program (__main__.py under mocks, {seconds:.1f} s):",
+        f"  Entra  tenant {world.tenant_id}, audience {world.audience}",
+        f"         assignment required: {world.assignment_required}; {world.app_role} assigned "
+        f"to {', '.join(who(p) for p in sorted(world.assigned))}",
+        f"  AWS    role {world.role_arn}",
+        f"         trust: aud = the audience, {trust}",
+        f"         may read s3://{world.bucket}/{world.key_prefix}* ({len(world.s3_objects)} "
+        "objects)",
+        f"  Azure  container {world.container} ({len(world.blobs)} blobs); Storage Blob Data "
+        f"Reader: {', '.join(who(p) for p in sorted(world.blob_readers))}",
+    ]
+    return "\n".join(lines)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    header = ("", "who", "what", "expected", "got", "tok", "sts", "ms")
+    rows = [header] + [
+        (
+            "ok" if o.met else "FAIL",
+            WHO.get(o.case.app, o.case.app),
+            o.case.what,
+            o.case.expected,
+            o.got,
+            str(o.tokens),
+            str(o.sts),
+            f"{o.reply.ms:.0f}",
+        )
+        for o in outcomes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    numeric = {5, 6, 7}
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = tuple("-" * w for w in widths)
+    return "\n".join([line(rows[0]), line(rule), *(line(r) for r in rows[1:])])
+
+
+def explanations(outcomes: list[Outcome]) -> str:
+    lines = ["What the function told each refused caller (its hint):"]
+    for outcome in outcomes:
+        if outcome.reply.status >= 500 and outcome.hint:
+            lines += textwrap.wrap(
+                outcome.hint,
+                width=110,
+                initial_indent=f"  {outcome.case.app}: ",
+                subsequent_indent="    ",
+            )
+    problems = [o for o in outcomes if not o.met]
+    if problems:
+        lines.append("Unexpected outcomes:")
+        lines += [f"  {o.case.id}: {o.problem}" for o in problems]
+    return "\n".join(lines)
+
+
+def fake_counts(cloud: LocalCloud) -> str:
+    requests = cloud.entra.request_log()
+    refused = sum(1 for r in requests if r.status != 200)
+    stats = cloud.verifier.stats
+    return (
+        f"Calls the fakes received: {len(requests)} managed-identity token requests "
+        f"({refused} refused by Entra), {stats.accepted + stats.refused} STS exchanges "
+        f"({stats.accepted} accepted, {stats.refused} refused by the STS front), "
+        f"{cloud.aws.calls('s3')} S3 requests, {cloud.gate.requests} blob requests (RBAC gate)"
+    )
+
+
+def main() -> int:
+    started = time.perf_counter()
+    print("make demo: the real function code through the real trust chain on 127.0.0.1\n")
+    world = world_from_program()
+    program_s = time.perf_counter() - started
+    print(describe_world(world, program_s), flush=True)
+
+    cloud = LocalCloud(world, extra_apps=EXTRA_APPS)
+    with cloud:
+        print(
+            f"\nLocal cloud up in {cloud.startup_s:.1f} s: fake Entra, STS front + moto (auth "
+            f"mode), Azurite + RBAC gate, fake ARM, {len(cloud.hosts)} function hosts\n",
+            flush=True,
+        )
+        calls_started = time.perf_counter()
+        outcomes = run(cloud)
+        calls_s = time.perf_counter() - calls_started
+        print(table(outcomes))
+        print()
+        print(explanations(outcomes))
+        print()
+        print(fake_counts(cloud))
+        ports = cloud.listening_ports()
+        process_count = len(cloud.hosts) + 1  # the hosts and Azurite
+        stop_started = time.perf_counter()
+    stop_s = time.perf_counter() - stop_started
+    left = leftovers(ports)
+    total_s = time.perf_counter() - started
+    print(
+        f"Timings: program {program_s:.1f} s, start {cloud.startup_s:.1f} s, "
+        f"{len(outcomes)} calls {calls_s:.1f} s, stop {stop_s:.1f} s, total {total_s:.1f} s"
+    )
+    if left:
+        print("Stopped, but still running:\n  " + "\n  ".join(left))
+    else:
+        print(
+            f"Stopped: {len(ports)} listeners closed, {process_count} processes ended; nothing "
+            "left running"
+        )
+    met = sum(o.met for o in outcomes) + (not left)
+    print(f"demo: {met}/{len(outcomes) + 1} expected outcomes")
+    return 0 if met == len(outcomes) + 1 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

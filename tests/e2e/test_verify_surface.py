@@ -1,0 +1,124 @@
+"""What `make verify` relies on when pointed at the local cloud: outputs shaped like the stack's,
+function keys only through ARM and only for the operator, FUNCTION-level keys on the hosts -
+and verify itself passing, then failing once an app loses its app role."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcloud.cloud import REPO, LocalCloud
+from localcloud.entra import MANAGEMENT_RESOURCE, STORAGE_RESOURCE, Identity
+
+
+def arm_post(cloud: LocalCloud, app_name: str, token: str | None) -> tuple[int, dict[str, Any]]:
+    world = cloud.world
+    path = (
+        f"/subscriptions/{world.subscription_id}/resourceGroups/{world.resource_group}"
+        f"/providers/Microsoft.Web/sites/{app_name}/host/default/listkeys?api-version=2024-04-01"
+    )
+    context = ssl.create_default_context(cafile=str(cloud.tls.ca_cert))
+    connection = http.client.HTTPSConnection("127.0.0.1", cloud.arm.port, context=context)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        connection.request("POST", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def token_for(cloud: LocalCloud, app: str, resource: str) -> str:
+    if app == "operator":
+        identity = cloud.operator.system_identity
+    else:
+        plan = cloud.hosts[app].plan.identity
+        identity = Identity(app, plan.client_id, plan.principal_id)
+    assert identity is not None
+    return cloud.entra.issue_token(identity, resource)[0]
+
+
+def test_outputs_are_the_programs_with_local_hosts(cloud: LocalCloud) -> None:
+    outputs = cloud.outputs()
+    assert outputs.keys() == cloud.world.outputs.keys()
+    for kind in ("sami", "uami"):
+        assert outputs[f"{kind}FunctionHostname"] == f"127.0.0.1:{cloud.hosts[kind].port}"
+    assert outputs["tenantId"] == cloud.entra.tenant_id
+    assert outputs["awsRoleArn"] == cloud.world.role_arn
+
+
+def test_arm_lists_keys_for_the_operator_only(cloud: LocalCloud) -> None:
+    sami_site = cloud.world.apps["sami"].name
+    status, body = arm_post(cloud, sami_site, token_for(cloud, "operator", MANAGEMENT_RESOURCE))
+    assert status == 200
+    key = body["functionKeys"]["default"]
+    assert cloud.call("sami", "whoami", key=key).status == 200
+    assert cloud.call("sami", "whoami", key=body["masterKey"]).status == 200
+
+    status, body = arm_post(cloud, sami_site, token_for(cloud, "sami", MANAGEMENT_RESOURCE))
+    assert (status, body["error"]["code"]) == (403, "AuthorizationFailed")
+    status, body = arm_post(cloud, sami_site, token_for(cloud, "operator", STORAGE_RESOURCE))
+    assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationToken")
+    status, body = arm_post(cloud, sami_site, None)
+    assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationToken")
+    status, body = arm_post(cloud, "no-such-app", token_for(cloud, "operator", MANAGEMENT_RESOURCE))
+    assert (status, body["error"]["code"]) == (404, "ResourceNotFound")
+
+
+def test_hosts_want_a_function_key(cloud: LocalCloud) -> None:
+    assert cloud.call("uami", "whoami", key=None).status == 401
+    assert cloud.call("uami", "whoami", key="not-the-key").status == 401
+    assert cloud.call("uami", "whoami", key=cloud.hosts["sami"].keys.default).status == 401
+    code = {"code": cloud.hosts["uami"].keys.default}
+    assert cloud.call("uami", "whoami", code, key=None).status == 200
+    assert cloud.call("uami", "nothing-here").status == 404
+
+
+def run_verify(cloud: LocalCloud, outputs_file: Path) -> subprocess.CompletedProcess[str]:
+    outputs_file.write_text(json.dumps(cloud.outputs()))
+    # Only what a shell on an operator's machine would have, plus the local cloud's endpoints.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(outputs_file.parent)}
+    return subprocess.run(
+        [sys.executable, "-m", "verify", "--outputs", str(outputs_file)],
+        cwd=REPO,
+        env={**env, **cloud.verify_environment()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_make_verify_passes_then_fails_when_an_app_loses_its_role(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    passed = run_verify(cloud, tmp_path / "outputs.json")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    try:
+        cloud.unassign("uami")
+        failed = run_verify(cloud, tmp_path / "outputs.json")
+    finally:
+        cloud.assign("uami")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAIL  uami" in failed.stdout
+    assert "identity_not_assigned" in failed.stdout
+
+
+@pytest.mark.parametrize("app", ["sami", "uami"])
+def test_unassigning_refuses_the_app_and_assigning_restores_it(cloud: LocalCloud, app: str) -> None:
+    read = {"name": cloud.world.shared_names()[0]}
+    try:
+        cloud.unassign(app)
+        refused = cloud.call(app, "read", read)
+    finally:
+        cloud.assign(app)
+    assert (refused.status, refused.body["error"]["code"]) == (502, "identity_not_assigned")
+    assert cloud.call(app, "read", read).status == 200
