@@ -5,8 +5,8 @@
    (never stored), call `/api/read` for the sample present in both clouds, and compare what both
    clouds answered with the repository's sample files.
 3. Check two refusals: Entra refuses the operator a token for the federation audience (the
-   operator is not assigned the app role: "assignment required" works), and AWS STS refuses an
-   Entra token of the tenant whose `sub` is not one of the trusted identities (the operator's).
+   operator is not assigned the app role: "assignment required" works), and AWS STS refuses the
+   operator's own Entra token (a tenant token that is not one of the trusted identities).
 
 Cloud endpoints come from the standard places, so the same code checks the local cloud:
 `CROSSCLOUD_ARM_ENDPOINT` (default https://management.azure.com), the azure-identity

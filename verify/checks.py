@@ -167,8 +167,11 @@ def operator_refused_by_entra(credential: TokenCredential, audience: str) -> Che
 def untrusted_sub_refused_by_sts(
     credential: TokenCredential, outputs: Mapping[str, Any], timeout: float
 ) -> Check:
-    """An Entra token of this tenant whose `sub` is the operator's must not become AWS creds."""
-    check = "AWS STS refuses a tenant token whose sub is not trusted (the operator's)"
+    """The operator's own Entra token (from this tenant, `sub` = the operator) must not become
+    AWS credentials. The operator cannot get a token for the audience (the check before), so it
+    sends its ARM token: AWS refuses it on `aud` before it looks at `sub`; the `sub` pin itself
+    is exercised by the local cloud's "not in the trust list" case (`make demo`)."""
+    check = "AWS STS refuses the operator's own Entra token (not a trusted identity)"
     token = credential.get_token(f"{DEFAULT_ARM}/.default").token
     # AssumeRoleWithWebIdentity is an unsigned call: the token is the only credential.
     sts = boto3.client(
