@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import jwt
 
 from localcloud.certs import TlsFiles
-from localcloud.https import LoopbackHttpsServer, QuietHandler
+from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
 from localcloud.net import LOOPBACK
 
 # Entra v1 tokens carry the resource as asked for; clients ask with or without the slash.
@@ -43,8 +43,10 @@ class ArmCall:
     status: int
 
 
-class FakeArm:
+class FakeArm(LoopbackService):
     """Context manager: `with FakeArm(tls, ...) as arm: arm.base_url`."""
+
+    _thread_name = "fake-arm"
 
     def __init__(
         self,
@@ -67,14 +69,12 @@ class FakeArm:
         """Principal ids with Website Contributor (or Contributor) on the apps."""
         self._lock = threading.Lock()
         self._calls: list[ArmCall] = []
-        self._server: LoopbackHttpsServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("FakeArm is not started")
-        return self._server.port
+        return self._server.server_address[1]
 
     @property
     def base_url(self) -> str:
@@ -201,27 +201,9 @@ class FakeArm:
 
         return Handler
 
-    def start(self) -> FakeArm:
-        self._server = LoopbackHttpsServer(
-            0, self._handler(), self.tls.server_cert, self.tls.server_key
-        )
-        self._thread = self._server.serve_in_thread("fake-arm")
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> FakeArm:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _make_server(self) -> LoopbackHttpsServer:
+        # Port 0: the kernel picks one when the server binds; `port` reads it back.
+        return LoopbackHttpsServer(0, self._handler(), self.tls)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -4,6 +4,11 @@ Facts (DESIGN.md section 5): `--oauth basic` needs HTTPS; Azurite then accepts b
 `iss` starts with `https://sts.windows.net/` and whose `aud` is a storage audience, without
 checking the signature. `--skipApiVersionCheck` lets newer SDKs talk to it and
 `--inMemoryPersistence` leaves nothing on disk.
+
+Azurite runs in its own process group, behind a watcher that ends the group when this process's
+end of a pipe closes: when `stop()` closes it, and when this process dies, even by SIGKILL (a
+process's pipes close with it, whichever thread started Azurite). Without it Azurite, which
+ignores SIGTERM once it has served a request, would outlive a killed test run.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from localcloud.net import LOOPBACK, free_port, wait_for_port
 
 ACCOUNT = "devstoreaccount1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# `sh -c GUARD sh COMMAND...` runs COMMAND (exec: same pid, so `Popen.poll()` sees Azurite itself)
+# after forking a watcher that holds the pipe on stdin; at end of file it SIGKILLs its process
+# group, i.e. Azurite, anything Azurite spawned, and itself. Azurite gets /dev/null as stdin.
+_GUARD = 'exec 3<&0; (read _ <&3; kill -9 0) & exec "$@" </dev/null 3<&-'
 
 
 def azurite_binary() -> str:
@@ -43,12 +53,21 @@ class Azurite:
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """Azurite's process id while started (its process group id too)."""
+        return self._process.pid if self._process else None
+
     def start(self) -> Azurite:
         self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
         log = open(Path(self._workdir.name) / "azurite.log", "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
         self._process = subprocess.Popen(
             [
+                "/bin/sh",
+                "-c",
+                _GUARD,
+                "sh",
                 azurite_binary(),
                 "--blobHost",
                 LOOPBACK,
@@ -68,24 +87,26 @@ class Azurite:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # so stop() can end node and anything it spawned
+            stdin=subprocess.PIPE,  # kept open until stop(): the watcher's lifeline
+            start_new_session=True,  # its own process group, for the watcher to end
             env={**os.environ, "NODE_NO_WARNINGS": "1"},
         )
         wait_for_port(self.port, is_alive=lambda: self._process.poll() is None)
         return self
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
+        process, self._process = self._process, None
+        if process is not None:
             # Once it has served a request, Azurite ignores SIGTERM; it keeps everything in
-            # memory, so there is nothing to flush and SIGKILL after a short grace is safe.
-            os.killpg(self._process.pid, signal.SIGTERM)
+            # memory, so there is nothing to flush and SIGKILL is safe. End of file on the pipe
+            # makes the watcher SIGKILL the group; should the watcher be gone, do it here.
+            assert process.stdin is not None
+            process.stdin.close()
             try:
-                self._process.wait(timeout=1)
+                process.wait(timeout=1)
             except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait()
-        self._process = None
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         if self._workdir:
             self._log.close()
             self._workdir.cleanup()

@@ -18,14 +18,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 
 from localcloud.certs import TlsFiles
-from localcloud.net import LOOPBACK, free_port, wait_for_port
+from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
+from localcloud.net import LOOPBACK, free_port
 
 _HOP_BY_HOP = frozenset(
     {
@@ -56,9 +56,11 @@ class GateRequest:
     """`time.monotonic()` at arrival, before the injected latency."""
 
 
-class BlobGate:
+class BlobGate(LoopbackService):
     """Context manager: `with BlobGate(azurite.blob_endpoint, tls, jwks=...) as gate: ...`;
     point clients at `gate.endpoint`."""
+
+    _thread_name = "blob-gate"
 
     def __init__(
         self,
@@ -85,8 +87,6 @@ class BlobGate:
         self._client_tls = ssl.create_default_context(cafile=str(tls.ca_cert))
         self._lock = threading.Lock()
         self._log: list[GateRequest] = []
-        self._server: _TlsServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- authorisation -------------------------------------------------------------------------
 
@@ -138,14 +138,10 @@ class BlobGate:
             self._upstream_host, self._upstream_port, context=self._client_tls, timeout=30
         )
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         gate = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes; with Nagle on, the client's delayed
-            # ACK would add ~40 ms to every answer.
-            disable_nagle_algorithm = True
+        class Handler(QuietHandler):
             server_version = "BlobGate/1"
             _conn: http.client.HTTPSConnection | None = None
 
@@ -222,19 +218,14 @@ class BlobGate:
                     f"<Error><Code>{code}</Code><Message>{message}\n"
                     f"RequestId:{request_id}\nTime:{stamp}</Message></Error>"
                 ).encode()
-                self.send_response(403, "Forbidden")
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("x-ms-error-code", code)
-                self.send_header("x-ms-request-id", request_id)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
+                self.send_body(
+                    403,
+                    payload,
+                    "application/xml",
+                    headers={"x-ms-error-code": code, "x-ms-request-id": request_id},
+                )
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _proxy
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
             def finish(self) -> None:
                 if self._conn is not None:
@@ -245,46 +236,5 @@ class BlobGate:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> BlobGate:
-        server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        server_tls.load_cert_chain(self.tls.server_cert, self.tls.server_key)
-        self._server = _TlsServer((LOOPBACK, self.port), self._handler(), server_tls)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="blob-gate", daemon=True
-        )
-        self._thread.start()
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> BlobGate:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class _TlsServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's default backlog of 5 drops bursts of connects (the client retries after 1 s).
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], handler: type, tls: ssl.SSLContext) -> None:
-        super().__init__(address, handler)
-        self._tls = tls
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # Handshake in the request's own thread, so one slow client cannot stall accept().
-        try:
-            request = self._tls.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return  # e.g. wait_for_port's plain TCP probe
-        super().finish_request(request, client_address)
+    def _make_server(self) -> LoopbackHttpsServer:
+        return LoopbackHttpsServer(self.port, self._handler(), self.tls)

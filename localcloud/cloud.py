@@ -37,38 +37,27 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from unittest.mock import patch
 from urllib.parse import urlencode
 
-import boto3
 from azure.core.credentials import AccessToken
 from azure.storage.blob import BlobServiceClient
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sts.responses import TokenResponse
-from werkzeug.serving import make_server
 
 from localcloud.arm import FakeArm, SiteKeys
 from localcloud.azurite import Azurite
 from localcloud.blob_gate import BlobGate
 from localcloud.certs import TlsFiles, make_tls_files
 from localcloud.entra import STORAGE_RESOURCE, AppHost, FakeEntra, Identity
-from localcloud.moto_server import (
-    DUMMY_KEY,
-    WEB_IDENTITY,
-    MotoServer,
-    _Middleware,
-    _QuietHandler,
-    _Server,
-)
-from localcloud.net import LOOPBACK, wait_for_port
+from localcloud.moto_server import WEB_IDENTITY, MotoServer
+from localcloud.net import LOOPBACK
 from localcloud.sts_verifier import OidcProvider, WebIdentityVerifier
 from localcloud.world import ManagedId, World, stable_client_id
 
@@ -141,73 +130,21 @@ def _unsigned_web_identity(self: TokenResponse, resource: str = "*") -> None:
     _MOTO_STS_AUTH(self, resource)
 
 
-class _TlsMotoThread(_Server):
-    def __init__(self, owner: MotoServer, port: int, tls: TlsFiles) -> None:
-        super().__init__(owner, port)
-        self._tls = tls
-
-    def _server_entry(self) -> None:
-        # As MotoServer's, with TLS: web identity tokens travel to STS over HTTPS, as to AWS.
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self._tls.server_cert, self._tls.server_key)
-        app = _Middleware(DomainDispatcherApplication(create_backend_app), self._owner)
-        self._server = make_server(
-            self._ip_address,
-            self._port,
-            app,
-            True,
-            request_handler=_QuietHandler,
-            ssl_context=context,
-        )
-        self._server_ready_event.set()
-        self._server.serve_forever(poll_interval=0.05)
-
-
-class _TlsMoto(MotoServer):
-    """`MotoServer` over HTTPS, whose auth mode lets AssumeRoleWithWebIdentity in unsigned."""
+class _CloudMoto(MotoServer):
+    """`MotoServer` (over HTTPS in the cloud) whose auth mode lets AssumeRoleWithWebIdentity in
+    unsigned, and which leaves moto's process-wide state as it found it."""
 
     def __init__(self, tls: TlsFiles, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tls = tls
-        self.endpoint_url = f"https://{LOOPBACK}:{self.port}"
-        self._keys = (DUMMY_KEY, DUMMY_KEY)  # any key is fine until auth is on
+        super().__init__(tls=tls, **kwargs)
         self._web_identity_patch = patch.object(
             TokenResponse, "_authenticate_and_authorize_normal_action", _unsigned_web_identity
         )
         self._patched = False
 
-    def use_keys(self, access_key_id: str, secret: str) -> None:
-        """Sign admin calls with these keys (an IAM user's: needed once auth is on)."""
-        self._keys = (access_key_id, secret)
-
-    def client(self, service: str) -> Any:
-        return boto3.session.Session().client(
-            service,
-            region_name=self.region,
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self._keys[0],
-            aws_secret_access_key=self._keys[1],
-            verify=str(self.tls.ca_cert),
-        )
-
-    def _post(self, path: str, data: bytes) -> None:
-        request = urllib.request.Request(  # noqa: S310 - https://127.0.0.1 only
-            f"{self.endpoint_url}{path}",
-            data=data,
-            method="POST",
-            headers={"Content-Type": "text/plain"},
-        )
-        context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
-            response.read()
-
-    def start(self) -> _TlsMoto:
+    def start(self) -> _CloudMoto:
         self._web_identity_patch.start()
         self._patched = True
-        self._server = _TlsMotoThread(self, self.port, self.tls)
-        self._server.start()
-        wait_for_port(self.port)
-        return self
+        return super().start()
 
     def stop(self) -> None:
         try:
@@ -294,8 +231,7 @@ class FunctionHost:
             "name": self.name,
             "function_src": str(FUNCTION_SRC),
             "port": self.port,  # 0 the first time; a restart keeps the port
-            "cert": str(tls.server_cert),
-            "key": str(tls.server_key),
+            "tls": {name: str(path) for name, path in asdict(tls).items()},
             "keys": {"default": self.keys.default, "master": self.keys.master},
         }
         assert self._process.stdin is not None
@@ -341,7 +277,7 @@ class LocalCloud:
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TlsFiles
         self.entra: FakeEntra
-        self.aws: _TlsMoto
+        self.aws: _CloudMoto
         self.verifier: WebIdentityVerifier
         self.azurite: Azurite
         self.gate: BlobGate
@@ -381,7 +317,7 @@ class LocalCloud:
         deployer = _identity(OPERATOR, world.deployer)
         self.operator = entra.add_host(OPERATOR, system_identity=deployer)
         self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert)
-        self.aws = _TlsMoto(tls, region=world.region, sts_guard=self.verifier)
+        self.aws = _CloudMoto(tls, region=world.region, sts_guard=self.verifier)
         azurite = self.azurite = Azurite(tls)
         self.gate = BlobGate(
             azurite.blob_endpoint,

@@ -29,13 +29,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import ssl
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,7 +42,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from localcloud.certs import TlsFiles
-from localcloud.net import LOOPBACK, free_port, wait_for_port
+from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
+from localcloud.net import LOOPBACK, free_port
 
 STORAGE_RESOURCE = "https://storage.azure.com"
 MANAGEMENT_RESOURCE = "https://management.azure.com"
@@ -126,8 +125,10 @@ class EntraRefusal(Exception):
         self.description = description
 
 
-class FakeEntra:
+class FakeEntra(LoopbackService):
     """Context manager: `with FakeEntra() as entra: host = entra.add_host(...); host.env()`."""
+
+    _thread_name = "fake-entra"
 
     def __init__(
         self,
@@ -156,8 +157,6 @@ class FakeEntra:
         self._by_resource: Counter[str] = Counter()
         # Recent tokens, kept only so tests can prove that none of them leaks into logs/responses.
         self._issued: deque[str] = deque(maxlen=10_000)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- the directory -------------------------------------------------------------------------
 
@@ -406,14 +405,10 @@ class FakeEntra:
             "client_id": identity.client_id,
         }
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         entra = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes; with Nagle on, the client's delayed
-            # ACK would add ~40 ms to every answer.
-            disable_nagle_algorithm = True
+        class Handler(QuietHandler):
             server_version = "FakeEntra/1"
 
             def do_GET(self) -> None:
@@ -434,73 +429,18 @@ class FakeEntra:
                     status, body = 200, entra.discovery_document()
                 else:
                     status, body = 404, {"error": "not_found"}
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                # The default writes every request line to stderr; the counters say enough.
-                pass
+                self.send_json(status, body)
 
         return Handler
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> FakeEntra:
-        server = _LoopbackServer((LOOPBACK, self.port), self._handler(), tls=self.tls)
-        self._server = server
-        # A short poll interval so stop() returns promptly.
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="fake-entra", daemon=True
-        )
-        self._thread.start()
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> FakeEntra:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _make_server(self) -> LoopbackHttpsServer:
+        return LoopbackHttpsServer(self.port, self._handler(), self.tls)
 
 
 def _app_service_error(status: int, message: str) -> dict[str, Any]:
     return {"statusCode": status, "message": message, "correlationId": str(uuid.uuid4())}
-
-
-class _LoopbackServer(ThreadingHTTPServer):
-    """Threaded HTTP(S) server; the TLS handshake runs in the request thread, not the acceptor."""
-
-    daemon_threads = True
-    # socketserver's default backlog of 5 drops bursts of connects (the client retries after 1 s).
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], handler: type, tls: TlsFiles | None) -> None:
-        super().__init__(address, handler)
-        self._tls: ssl.SSLContext | None = None
-        if tls:
-            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self._tls.load_cert_chain(tls.server_cert, tls.server_key)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self._tls:
-            try:
-                request = self._tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                return  # e.g. wait_for_port's plain TCP probe
-        super().finish_request(request, client_address)
 
 
 def unverified_claims(token: str) -> dict[str, Any]:

@@ -8,10 +8,11 @@ trigger at auth level FUNCTION: it answers 401 unless the request carries one of
 (header `x-functions-key` or query `code`), then hands an `azure.functions.HttpRequest` to the
 registered function and sends back its `HttpResponse`.
 
-Protocol with the parent: one JSON line on stdin (`name`, `function_src`, `port`, `cert`, `key`,
-`keys`); the keys travel there rather than in the environment because in Azure the host holds
-them, not the app settings. Once listening it prints `listening <port>` on stdout. It exits when
-stdin reaches end of file - its parent stopped it or died - so no host outlives its cloud.
+Protocol with the parent: one JSON line on stdin (`name`, `function_src`, `port`, `tls` - the
+`TlsFiles` paths - and `keys`); the keys travel there rather than in the environment because in
+Azure the host holds them, not the app settings. Once listening it prints `listening <port>` on
+stdout. It exits when stdin reaches end of file - its parent stopped it or died - so no host
+outlives its cloud.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from localcloud.certs import TlsFiles
 from localcloud.https import LoopbackHttpsServer, QuietHandler
 
 ROUTE_PREFIX = "/api/"
@@ -109,9 +112,8 @@ def main() -> None:
         format=f"%(asctime)s {spec['name']} %(name)s %(levelname)s %(message)s",
     )
     functions = load_functions(spec["function_src"])
-    server = LoopbackHttpsServer(
-        spec["port"], handler(functions, spec["keys"]), spec["cert"], spec["key"]
-    )
+    tls = TlsFiles(**{name: Path(path) for name, path in spec["tls"].items()})
+    server = LoopbackHttpsServer(spec["port"], handler(functions, spec["keys"]), tls)
     server.serve_in_thread("function-host")
     print(f"listening {server.port}", flush=True)
     log.info("serving %s on port %d", ", ".join(sorted(functions)), server.port)

@@ -1,19 +1,21 @@
 """moto's server (STS, S3, IAM, ...) on 127.0.0.1, with counting and latency measured at the fake.
 
-A WSGI middleware sits in front of moto's own app inside the same `ThreadedMotoServer` thread, so
-every count is what the server actually received (not what a client believes it sent), and the
+A WSGI middleware sits in front of moto's own app, inside the server thread that answers, so every
+count is what the server actually received (not what a client believes it sent), and the
 injected latency is paid by every client the way a network round trip would be.
 
 Known emulator limits (DESIGN.md section 5): moto's `AssumeRoleWithWebIdentity` accepts any token
 and ignores the role's trust policy. `sts_guard` is the hook for something that checks what AWS
 checks (a test's trust check, or the local cloud's STS front): it sees the request parameters and
 may refuse with an AWS-shaped error before moto answers. moto's backends and its auth switch
-(`enable_auth`) are process-wide, so run one `MotoServer` per process.
+(`enable_auth`) are process-wide, so run one `MotoServer` per process. Given `TlsFiles` it speaks
+HTTPS with the local CA's server certificate (web identity tokens then travel as to AWS).
 """
 
 from __future__ import annotations
 
 import io
+import ssl
 import threading
 import time
 import urllib.request
@@ -25,15 +27,16 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
-from localcloud.net import LOOPBACK, free_port, wait_for_port
+from localcloud.certs import TlsFiles
+from localcloud.https import LoopbackService, server_context
+from localcloud.net import LOOPBACK, free_port
 
 WEB_IDENTITY = "AssumeRoleWithWebIdentity"
 # Parameters never recorded: the web identity token is a bearer credential.
@@ -141,30 +144,10 @@ def _sts_error(refusal: StsRefusal, start_response: Callable) -> list[bytes]:
     return [body]
 
 
-class _Server(ThreadedMotoServer):
-    """moto's ThreadedMotoServer with the middleware in front of its WSGI app."""
-
-    def __init__(self, owner: MotoServer, port: int) -> None:
-        super().__init__(ip_address=LOOPBACK, port=port, verbose=False)
-        self._owner = owner
-
-    def _server_entry(self) -> None:
-        # Same as moto's, plus the middleware and a handler that does not print each request.
-        app = _Middleware(DomainDispatcherApplication(create_backend_app), self._owner)
-        self._server = make_server(
-            self._ip_address, self._port, app, True, request_handler=_QuietHandler
-        )
-        self._server_ready_event.set()
-        self._server.serve_forever(poll_interval=0.05)  # so stop() returns promptly
-
-    def stop(self) -> None:
-        super().stop()
-        if self._server:
-            self._server.server_close()  # moto's stop leaves the listening socket open
-
-
-class MotoServer:
+class MotoServer(LoopbackService):
     """Context manager: `with MotoServer(s3_latency=0.06) as aws: aws.endpoint_url`."""
+
+    _thread_name = "moto"
 
     def __init__(
         self,
@@ -173,6 +156,7 @@ class MotoServer:
         sts_latency: float = 0.0,
         s3_latency: float = 0.0,
         sts_guard: StsGuard | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.region = region
         self.sts_latency = sts_latency
@@ -180,12 +164,15 @@ class MotoServer:
         self.s3_latency = s3_latency
         """Seconds added to each S3 request."""
         self.sts_guard = sts_guard
+        self.tls = tls
+        """HTTPS with this server certificate when set; admin clients then trust its CA."""
         self.port = free_port()
-        self.endpoint_url = f"http://{LOOPBACK}:{self.port}"
+        scheme = "https" if tls else "http"
+        self.endpoint_url = f"{scheme}://{LOOPBACK}:{self.port}"
+        self._keys = (DUMMY_KEY, DUMMY_KEY)
         self._lock = threading.Lock()
         self._calls: list[AwsCall] = []
         self._counts: Counter[tuple[str, str]] = Counter()
-        self._server: _Server | None = None
 
     # ---- counting ------------------------------------------------------------------------------
 
@@ -245,27 +232,34 @@ class MotoServer:
         """Standard variables that point the AWS SDKs at this server."""
         return {"AWS_ENDPOINT_URL": self.endpoint_url}
 
+    def use_keys(self, access_key_id: str, secret: str) -> None:
+        """Sign admin calls with these keys (an IAM user's: needed once auth is on)."""
+        self._keys = (access_key_id, secret)
+
     def client(self, service: str) -> Any:
-        """An admin boto3 client (dummy keys) for seeding; not for the code under test."""
+        """An admin boto3 client (dummy keys unless `use_keys`) for seeding; not for the code
+        under test."""
         import boto3
 
         return boto3.session.Session().client(
             service,
             region_name=self.region,
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=DUMMY_KEY,
-            aws_secret_access_key=DUMMY_KEY,
+            aws_access_key_id=self._keys[0],
+            aws_secret_access_key=self._keys[1],
+            verify=str(self.tls.ca_cert) if self.tls else None,
         )
 
     def _post(self, path: str, data: bytes) -> None:
         # Not form-encoded (urllib's default): Flask would parse it and moto would see no data.
-        request = urllib.request.Request(  # noqa: S310 - a fixed loopback http URL
-            f"{self.endpoint_url}{path}",  # always http://127.0.0.1:port
+        request = urllib.request.Request(  # noqa: S310 - a fixed loopback http(s) URL
+            f"{self.endpoint_url}{path}",  # always http(s)://127.0.0.1:port
             data=data,
             method="POST",
             headers={"Content-Type": "text/plain"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        context = ssl.create_default_context(cafile=str(self.tls.ca_cert)) if self.tls else None
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
             response.read()
 
     def enable_auth(self) -> None:
@@ -284,19 +278,14 @@ class MotoServer:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> MotoServer:
-        self._server = _Server(self, self.port)
-        self._server.start()
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _make_server(self) -> BaseWSGIServer:
+        # moto's own app behind the middleware, and a handler that does not print each request.
+        app = _Middleware(DomainDispatcherApplication(create_backend_app), self)
+        return make_server(
+            LOOPBACK,
+            self.port,
+            app,
+            threaded=True,
+            request_handler=_QuietHandler,
+            ssl_context=server_context(self.tls) if self.tls else None,
+        )
