@@ -140,3 +140,45 @@ def estimated_trust_policy_size(tenant_id: str, audience_length: int, subject_co
         [f"{n:036d}" for n in range(subject_count)],
     )
     return policy_size(document)
+
+
+def pinning_problems(
+    document: dict[str, Any], tenant_id: str, audience: str, subjects: Sequence[str]
+) -> list[str]:
+    """Why a deployed trust policy does not pin `aud` and exactly `subjects` (empty: it does).
+
+    Every statement that allows the web-identity action must carry both `StringEquals`
+    conditions: a single statement without `sub` trusts every identity that can get a token for
+    the audience.
+    """
+    prefix = condition_key_prefix(tenant_id)
+    allowing = [
+        s
+        for s in _as_list(document.get("Statement"))
+        if s.get("Effect") == "Allow" and WEB_IDENTITY_ACTION in _as_list(s.get("Action"))
+    ]
+    if not allowing:
+        return [f"no statement allows {WEB_IDENTITY_ACTION}"]
+    problems = []
+    for statement in allowing:
+        equals = (statement.get("Condition") or {}).get("StringEquals") or {}
+        if _as_list(equals.get(f"{prefix}:aud")) != [audience]:
+            problems.append(f"aud is {equals.get(f'{prefix}:aud')!r}, expected {audience!r}")
+        if f"{prefix}:sub" not in equals:
+            problems.append(
+                "no StringEquals on sub: every identity that can get a token for the audience "
+                "may assume the role"
+            )
+            continue
+        trusted = set(_as_list(equals[f"{prefix}:sub"]))
+        if extra := sorted(trusted - set(subjects)):
+            problems.append("sub trusts ids this stack does not: " + ", ".join(extra))
+        if missing := sorted(set(subjects) - trusted):
+            problems.append("sub lacks ids of this stack: " + ", ".join(missing))
+    return problems
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]

@@ -68,6 +68,7 @@ OTHER_BUCKET = "localcloud-not-granted"
 OPERATOR = "operator"
 HOST_READY_TIMEOUT = 60.0
 _ADMIN_USER = "localcloud-admin"
+_OPERATOR_USER = "localcloud-operator"
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,8 @@ class LocalCloud:
         self.gate: BlobGate
         self.arm: FakeArm
         self.operator: AppHost
+        self._operator_aws: dict[str, str] = {}
+        """The operator's moto keys (iam:GetRole only), for `make verify`."""
         self.hosts: dict[str, FunctionHost] = {}
         self.startup_s = 0.0
 
@@ -430,6 +433,25 @@ class LocalCloud:
         )
         key = iam.create_access_key(UserName=_ADMIN_USER)["AccessKey"]
         aws.use_keys(key["AccessKeyId"], key["SecretAccessKey"])
+        # The operator's own AWS sign-in for `make verify`: it may read the role, nothing more.
+        iam.create_user(UserName=_OPERATOR_USER)
+        iam.put_user_policy(
+            UserName=_OPERATOR_USER,
+            PolicyName="read-the-role",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "iam:GetRole", "Resource": world.role_arn}
+                    ],
+                }
+            ),
+        )
+        operator = iam.create_access_key(UserName=_OPERATOR_USER)["AccessKey"]
+        self._operator_aws = {
+            "AWS_ACCESS_KEY_ID": operator["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": operator["SecretAccessKey"],
+        }
 
         for provider in world.oidc_providers:
             arn = iam.create_open_id_connect_provider(
@@ -525,8 +547,9 @@ class LocalCloud:
 
     def verify_environment(self) -> dict[str, str]:
         """What `make verify` needs beside `outputs()`: the ARM endpoint, trust in the local CA,
-        the STS (and S3) endpoint, and the operator's managed-identity endpoint. The operator is
-        the deployer: not assigned the app role, allowed to list the apps' keys."""
+        the STS, S3 and IAM endpoints, the operator's managed-identity endpoint and its moto keys
+        (iam:GetRole on the role only). The operator is the deployer: not assigned the app role,
+        allowed to list the apps' keys."""
         ca = str(self.tls.ca_cert)
         return {
             "CROSSCLOUD_ARM_ENDPOINT": self.arm.base_url,
@@ -535,6 +558,8 @@ class LocalCloud:
             "SSL_CERT_FILE": ca,
             "AWS_ENDPOINT_URL_STS": self.aws.endpoint_url,
             "AWS_ENDPOINT_URL_S3": self.aws.endpoint_url,
+            "AWS_ENDPOINT_URL_IAM": self.aws.endpoint_url,
+            **self._operator_aws,
             **self.operator.env(),
         }
 

@@ -7,9 +7,12 @@
 3. Check two refusals: Entra refuses the operator a token for the federation audience (the
    operator is not assigned the app role: "assignment required" works), and AWS STS refuses the
    operator's own Entra token (a tenant token that is not one of the trusted identities).
+4. Read the IAM role with the operator's AWS sign-in (`iam:GetRole`) and check that its trust
+   policy pins `aud` to the audience and `sub` to exactly the stack's trusted identities.
 
 Cloud endpoints come from the standard places, so the same code checks the local cloud:
 `CROSSCLOUD_ARM_ENDPOINT` (default https://management.azure.com), the azure-identity
 environment (`DefaultAzureCredential`), `AWS_ENDPOINT_URL_STS`, `REQUESTS_CA_BUNDLE`,
-`AWS_CA_BUNDLE`. No token or key is ever printed.
+`AWS_CA_BUNDLE`, `AWS_ENDPOINT_URL_IAM` and the AWS credential chain. No token or key is ever
+printed.
 """

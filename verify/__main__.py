@@ -22,6 +22,7 @@ from verify.checks import (
     read_both_clouds,
     require_outputs,
     shared_sample,
+    trust_policy_pins_identities,
     untrusted_sub_refused_by_sts,
 )
 
@@ -56,6 +57,7 @@ def run_checks(
     checks = [read_both_clouds(credential, outputs, app, sample, timeout) for app in APPS]
     checks.append(operator_refused_by_entra(credential, outputs["audience"]))
     checks.append(untrusted_sub_refused_by_sts(credential, outputs, timeout))
+    checks.append(trust_policy_pins_identities(outputs, timeout))
     return checks
 
 

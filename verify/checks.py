@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import boto3
 import requests
@@ -18,6 +19,8 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from components import trust
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
 DEFAULT_ARM = "https://management.azure.com"
@@ -25,6 +28,7 @@ DEFAULT_ARM = "https://management.azure.com"
 WEB_API_VERSION = "2024-04-01"
 REQUIRED_OUTPUTS = (
     "tenantId",
+    "trustedPrincipalIds",
     "audience",
     "awsRoleArn",
     "awsRegion",
@@ -197,6 +201,32 @@ def untrusted_sub_refused_by_sts(
         "STS handed out credentials for the operator's token: the trust policy does not pin "
         "aud and sub",
     )
+
+
+def trust_policy_pins_identities(outputs: Mapping[str, Any], timeout: float) -> Check:
+    """The role's deployed trust policy (read with the operator's AWS sign-in, iam:GetRole)
+    must pin `aud` to the audience and `sub` to exactly the stack's trusted identities."""
+    check = "the IAM trust policy pins aud and exactly the trusted sub ids"
+    # IAM is global; any region resolves to its one endpoint, but botocore wants one.
+    iam = boto3.client(
+        "iam",
+        region_name=outputs["awsRegion"],
+        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard"}),
+    )
+    role_name = outputs["awsRoleArn"].rsplit("/", 1)[1]
+    try:
+        document = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+    except (ClientError, BotoCoreError) as error:
+        return Check(check, False, f"could not read the role (iam:GetRole): {_short(error)}")
+    if isinstance(document, str):
+        # The raw API answers URL-encoded JSON; boto3 usually decodes it already.
+        document = json.loads(unquote(document))
+    problems = trust.pinning_problems(
+        document, outputs["tenantId"], outputs["audience"], outputs["trustedPrincipalIds"]
+    )
+    if problems:
+        return Check(check, False, "; ".join(problems))
+    return Check(check, True, f"{len(outputs['trustedPrincipalIds'])} trusted ids, aud pinned")
 
 
 def _json(response: requests.Response) -> dict[str, Any]:

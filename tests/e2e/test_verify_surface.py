@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
+from components import trust
 from localcloud.cloud import REPO, LocalCloud
 from localcloud.entra import MANAGEMENT_RESOURCE, STORAGE_RESOURCE, Identity
+from localcloud.world import world_from_program
+from tests.e2e.test_mutation import trust_policy_without_sub
 
 
 def arm_post(cloud: LocalCloud, app_name: str, token: str | None) -> tuple[int, dict[str, Any]]:
@@ -110,6 +113,22 @@ def test_make_verify_passes_then_fails_when_an_app_loses_its_role(
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "FAIL  uami" in failed.stdout
     assert "identity_not_assigned" in failed.stdout
+
+
+def test_make_verify_fails_when_the_deployed_trust_policy_drops_sub(
+    cloud: LocalCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trust, "trust_policy", trust_policy_without_sub)
+    weakened = world_from_program()
+    monkeypatch.undo()
+    try:
+        cloud.update_trust_policy(weakened)
+        failed = run_verify(cloud, tmp_path / "outputs.json")
+    finally:
+        cloud.update_trust_policy(cloud.world)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAIL  the IAM trust policy pins aud" in failed.stdout
+    assert "no StringEquals on sub" in failed.stdout
 
 
 @pytest.mark.parametrize("app", ["sami", "uami"])

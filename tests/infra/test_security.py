@@ -381,6 +381,8 @@ def test_outputs(default_run):
     for kind in ("sami", "uami"):
         host = default_run.named(f"function-{kind}-app").state["defaultHostName"]
         assert outputs[f"{kind}FunctionHostname"] == host
+    assert outputs["awsRegion"] == "eu-west-1"
+    assert outputs["trustedPrincipalIds"] == sorted(principal_ids(default_run).values())
 
 
 def test_every_resource_belongs_to_a_component_named_after_it(default_run):
