@@ -41,7 +41,7 @@ class FlexFunctionAppArgs:
     deployment_container: str
     """Container in the host account that holds this app's deployment package."""
     python_version: str
-    """Python runtime version (3.11-3.13)."""
+    """Python runtime version (see settings.PYTHON_VERSIONS)."""
     instance_memory_mb: int
     """Flex instance memory."""
     maximum_instance_count: int
