@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
+from localcloud.bearer import bearer_token, signed_claims
 from localcloud.certs import TlsFiles
 from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
 from localcloud.net import LOOPBACK
@@ -132,15 +133,13 @@ class FakeArm(LoopbackService):
         )
 
     def _authenticate(self, authorization: str | None) -> tuple[str | None, str | None]:
-        if not authorization or not authorization.lower().startswith("bearer "):
+        token = bearer_token(authorization)
+        if token is None:
             return None, "Authentication information is not given in the correct format."
-        token = authorization.split(" ", 1)[1].strip()
         try:
-            kid = jwt.get_unverified_header(token).get("kid", "")
-            claims = jwt.decode(
+            claims = signed_claims(
                 token,
-                self.jwks[kid].key,
-                algorithms=["RS256"],
+                self.jwks,
                 audience=list(MANAGEMENT_AUDIENCES),
                 issuer=self.issuer,
                 options={"require": ["exp", "iss", "aud", "oid"]},

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from localcloud.bearer import bearer_token, signed_claims
 from localcloud.certs import TlsFiles
 from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
 from localcloud.net import LOOPBACK, free_port
@@ -92,15 +93,13 @@ class BlobGate(LoopbackService):
 
     def authorise(self, method: str, authorization: str | None) -> tuple[str | None, str | None]:
         """(principal id, refusal code or None). No bearer token: Azurite decides."""
-        if not authorization or not authorization.lower().startswith("bearer "):
+        token = bearer_token(authorization)
+        if token is None:
             return None, None
-        token = authorization.split(" ", 1)[1].strip()
         try:
-            kid = jwt.get_unverified_header(token).get("kid", "")
-            claims = jwt.decode(
+            claims = signed_claims(
                 token,
-                self.jwks[kid].key,
-                algorithms=["RS256"],
+                self.jwks,
                 options={"verify_aud": False, "require": ["exp", "nbf", "oid"]},
             )
         except (jwt.PyJWTError, KeyError):
