@@ -59,7 +59,7 @@ from localcloud.entra import STORAGE_RESOURCE, AppHost, FakeEntra, Identity
 from localcloud.moto_server import WEB_IDENTITY, MotoServer
 from localcloud.net import LOOPBACK
 from localcloud.sts_verifier import OidcProvider, WebIdentityVerifier
-from localcloud.world import ManagedId, World, stable_client_id
+from localcloud.world import FunctionAppSpec, ManagedId, World, stable_client_id
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTION_SRC = REPO / "function_src"
@@ -182,13 +182,9 @@ class _AppPlan:
 
     name: str
     """Key in `LocalCloud.hosts`: the program's kind (`sami`, `uami`) or the extra app's name."""
-    site_name: str
-    """WEBSITE_SITE_NAME: the Azure app name for the program's apps."""
-    settings: Mapping[str, str]
-    system_identity: ManagedId | None
-    user_identities: tuple[ManagedId, ...]
-    identity: ManagedId
-    """The identity the code uses (CROSSCLOUD_IDENTITY_CLIENT_ID, else the SAMI)."""
+    app: FunctionAppSpec
+    """Site name (WEBSITE_SITE_NAME), settings and identities; `app.identity` is the one the
+    code uses."""
     extra: ExtraApp | None = None
     """Set for an app that is not in the program."""
 
@@ -330,12 +326,11 @@ class LocalCloud:
             contributors=set(world.blob_writers),
         )
         for plan in self.plans:
+            sami = plan.app.system_identity
             host = entra.add_host(
                 plan.name,
-                system_identity=(
-                    _identity(plan.name, plan.system_identity) if plan.system_identity else None
-                ),
-                user_identities=[_identity(plan.name, i) for i in plan.user_identities],
+                system_identity=_identity(plan.name, sami) if sami else None,
+                user_identities=[_identity(plan.name, i) for i in plan.app.user_identities],
             )
             keys = SiteKeys(master=secrets.token_urlsafe(32), default=secrets.token_urlsafe(32))
             self.hosts[plan.name] = FunctionHost(
@@ -385,12 +380,12 @@ class LocalCloud:
 
     def _assigned_by_hand(self) -> frozenset[str]:
         return frozenset(
-            p.identity.principal_id for p in self.plans if p.extra and p.extra.assigned
+            p.app.identity.principal_id for p in self.plans if p.extra and p.extra.assigned
         )
 
     def _readers_by_hand(self) -> frozenset[str]:
         return frozenset(
-            p.identity.principal_id for p in self.plans if p.extra and p.extra.blob_reader
+            p.app.identity.principal_id for p in self.plans if p.extra and p.extra.blob_reader
         )
 
     def _host_env(self, plan: _AppPlan, host: AppHost, workdir: Path) -> dict[str, str]:
@@ -405,9 +400,9 @@ class LocalCloud:
             "LANG": "C.UTF-8",
             "AWS_CONFIG_FILE": str(home / "no-aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
-            **plan.settings,
+            **plan.app.settings,
             "CROSSCLOUD_BLOB_ACCOUNT_URL": self.gate.endpoint,
-            "WEBSITE_SITE_NAME": plan.site_name,
+            "WEBSITE_SITE_NAME": plan.app.name,
             **host.env(),
             "REQUESTS_CA_BUNDLE": ca,
             "AWS_CA_BUNDLE": ca,
@@ -527,7 +522,7 @@ class LocalCloud:
         return Reply(response.status, json.loads(data) if data else None, ms)
 
     def usage(self, app: str) -> Usage:
-        session_prefix = f"crosscloud-{self.hosts[app].plan.site_name}-"
+        session_prefix = f"crosscloud-{self.hosts[app].plan.app.name}-"
         tokens = sum(1 for r in self.entra.request_log() if r.host == app)
         sts = sum(
             1
@@ -567,13 +562,13 @@ class LocalCloud:
         """Remove the app role from the app's identity in Entra. A running app keeps the token it
         already holds (Azure caches managed-identity tokens for up to a day), so by default the
         app is restarted: its next request asks Entra again and is refused."""
-        self.entra.unassign(self.world.audience, self.hosts[app].plan.identity.principal_id)
+        self.entra.unassign(self.world.audience, self.hosts[app].plan.app.identity.principal_id)
         if restart:
             self.restart_app(app)
 
     def assign(self, app: str, *, restart: bool = True) -> None:
         """Give the app role back (undo `unassign`)."""
-        self.entra.assign(self.world.audience, self.hosts[app].plan.identity.principal_id)
+        self.entra.assign(self.world.audience, self.hosts[app].plan.app.identity.principal_id)
         if restart:
             self.restart_app(app)
 
@@ -621,17 +616,7 @@ def leftovers(ports: Iterable[int]) -> list[str]:
 
 
 def _plans(world: World, extra_apps: Sequence[ExtraApp]) -> list[_AppPlan]:
-    plans = [
-        _AppPlan(
-            name=kind,
-            site_name=app.name,
-            settings=app.settings,
-            system_identity=app.system_identity,
-            user_identities=app.user_identities,
-            identity=app.identity,
-        )
-        for kind, app in world.apps.items()
-    ]
+    plans = [_AppPlan(kind, app) for kind, app in world.apps.items()]
     for extra in extra_apps:
         if extra.name in world.apps or extra.name == OPERATOR:
             raise ValueError(f"extra app name {extra.name!r} is taken")
@@ -643,24 +628,16 @@ def _plans(world: World, extra_apps: Sequence[ExtraApp]) -> list[_AppPlan]:
             # A system-assigned identity: no client id setting selects it.
             settings.pop("CROSSCLOUD_IDENTITY_CLIENT_ID", None)
             settings.pop("AzureWebJobsStorage__clientId", None)
-            plans.append(_AppPlan(extra.name, extra.name, settings, own, (), own, extra))
+            app = FunctionAppSpec(extra.name, extra.name, settings, own, ())
+            plans.append(_AppPlan(extra.name, app, extra))
         else:
             if base.identity not in base.user_identities:
                 raise ValueError(
                     f"{extra.name}: a system-assigned identity belongs to one app; copy an app "
                     "with a user-assigned identity or give the extra app a new identity"
                 )
-            plans.append(
-                _AppPlan(
-                    extra.name,
-                    extra.name,
-                    settings,
-                    None,
-                    (base.identity,),
-                    base.identity,
-                    extra,
-                )
-            )
+            app = FunctionAppSpec(extra.name, extra.name, settings, None, (base.identity,))
+            plans.append(_AppPlan(extra.name, app, extra))
     return plans
 
 

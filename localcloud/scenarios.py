@@ -145,7 +145,7 @@ def _claims_of_the_app(reply: Reply, cloud: LocalCloud, case: Case) -> str | Non
 
 
 def _is_the_app(principal_id: str | None, cloud: LocalCloud, case: Case) -> str | None:
-    expected = cloud.hosts[case.app].plan.identity.principal_id
+    expected = cloud.hosts[case.app].plan.app.identity.principal_id
     return None if principal_id == expected else f"identity {principal_id} is not {expected}"
 
 

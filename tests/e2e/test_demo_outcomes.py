@@ -25,7 +25,7 @@ def test_refusal_hints_name_the_missing_link(
 ) -> None:
     world = cloud.world
     assert world.app_role in outcomes["stranger-read"].hint
-    intruder = cloud.hosts["intruder"].plan.identity.principal_id
+    intruder = cloud.hosts["intruder"].plan.app.identity.principal_id
     assert intruder in outcomes["intruder-read"].hint
     assert "':sub'" in outcomes["intruder-read"].hint
     assert "aud='https://storage.azure.com'" in outcomes["wrong-audience-read"].hint
@@ -44,7 +44,7 @@ def test_each_refusal_comes_from_the_fake_meant_to_make_it(cloud: LocalCloud) ->
         by_sts = [r.code for r in cloud.verifier.refusals[sts_seen:]]
         return outcome, by_entra, by_sts
 
-    stranger = cloud.hosts["stranger"].plan.identity.principal_id
+    stranger = cloud.hosts["stranger"].plan.app.identity.principal_id
     assert refusals_during("stranger-read")[1:] == ({stranger}, [])
     assert refusals_during("intruder-read")[1:] == (set(), ["AccessDenied"])
     assert refusals_during("wrong-audience-read")[1:] == (set(), ["InvalidIdentityToken"])

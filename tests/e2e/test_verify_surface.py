@@ -43,7 +43,7 @@ def token_for(cloud: LocalCloud, app: str, resource: str) -> str:
     if app == "operator":
         identity = cloud.operator.system_identity
     else:
-        plan = cloud.hosts[app].plan.identity
+        plan = cloud.hosts[app].plan.app.identity
         identity = Identity(app, plan.client_id, plan.principal_id)
     assert identity is not None
     return cloud.entra.issue_token(identity, resource)[0]
