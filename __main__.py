@@ -12,10 +12,12 @@ import pulumi_aws as aws
 from pulumi_azure_native import authorization, resources
 
 from components import trust
+from components.access_logs import S3AccessLogs, S3AccessLogsArgs
 from components.aws_access import AwsWebIdentityAccess, AwsWebIdentityAccessArgs
 from components.azure_roles import AzureRole
 from components.federation_app import FederationApp, FederationAppArgs
 from components.function_app import FlexFunctionApp, FlexFunctionAppArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Names
 from components.settings import load_settings
 from components.storage_account import SecureStorageAccount, SecureStorageAccountArgs
@@ -68,6 +70,21 @@ data_storage = SecureStorageAccount(
     ),
 )
 
+# Telemetry and the data account's blob audit log; nothing here accepts a key.
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        workspace_name=names.log_workspace,
+        component_name=names.app_insights,
+        resource_group_name=group.name,
+        location=settings.azure_location,
+        subscription_id=azure.subscription_id,
+        retention_days=settings.audit_retention_days,
+        tags=tags,
+    ),
+)
+monitoring.audit_blob_service("data-blob-audit", data_storage.account_id)
+
 federation = FederationApp(
     "federation",
     FederationAppArgs(
@@ -117,6 +134,8 @@ for kind, identity in (("sami", "SystemAssigned"), ("uami", "UserAssigned")):
             instance_memory_mb=settings.instance_memory_mb,
             maximum_instance_count=settings.maximum_instance_count,
             app_settings=function_settings,
+            app_insights_connection_string=monitoring.connection_string,
+            always_ready_instances=settings.always_ready_instances,
             package=package,
             tags=tags,
         ),
@@ -130,6 +149,7 @@ for key, principal_id in trusted.items():
     federation.assign(key, principal_id)
 for kind, app in apps.items():
     data_storage.grant(f"{kind}-blob-reader", app.principal_id, AzureRole.STORAGE_BLOB_DATA_READER)
+    monitoring.allow_publisher(f"{kind}-publisher", app.principal_id)
 # The deployer uploads the sample blobs with its own Entra token; shared key is off.
 deployer_grant = data_storage.grant(
     "deployer-blob-contributor",
@@ -154,6 +174,18 @@ aws_access = AwsWebIdentityAccess(
     opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
 )
 
+access_logs = S3AccessLogs(
+    "s3-access-logs",
+    S3AccessLogsArgs(
+        log_bucket_name=names.access_log_bucket,
+        source_bucket_name=aws_access.bucket_name,
+        account_id=aws_account_id,
+        partition=aws_partition,
+        retention_days=settings.audit_retention_days,
+    ),
+    opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
+)
+
 pulumi.export("tenantId", azure.tenant_id)
 pulumi.export("audience", federation.audience)
 pulumi.export("federationAppClientId", federation.client_id)
@@ -168,3 +200,5 @@ pulumi.export("uamiFunctionHostname", apps["uami"].default_host_name)
 pulumi.export("subscriptionId", azure.subscription_id)
 pulumi.export("resourceGroupName", group.name)
 pulumi.export("functionAppNames", {kind: app.app_name for kind, app in apps.items()})
+pulumi.export("logAnalyticsWorkspaceId", monitoring.workspace_customer_id)
+pulumi.export("accessLogBucket", access_logs.log_bucket_name)

@@ -21,6 +21,8 @@ class AzureRole(StrEnum):
     """Write blobs: the deploying principal uploads the sample blobs with it (no account key)."""
     STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
     """The Functions host needs it on its own host account (AzureWebJobsStorage), nowhere else."""
+    MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+    """Send telemetry to an Application Insights component whose local (key) auth is off."""
 
 
 def role_definition_id(subscription_id: str, role: AzureRole) -> str:

@@ -10,6 +10,7 @@ import pulumi
 from pulumi_azure_native import managedidentity, web
 
 from components.azure_roles import AzureRole, assign_role
+from components.monitoring import authentication_string
 from shipping.build import BuiltPackage
 from shipping.onedeploy import FlexDeployment, FlexDeploymentArgs, scm_host
 
@@ -54,6 +55,11 @@ class FlexFunctionAppArgs:
     """Application settings for the function code (the `CROSSCLOUD_*` contract)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags for every Azure resource of the app."""
+    app_insights_connection_string: pulumi.Input[str] | None = None
+    """Connection string of an Application Insights component with local auth off; the app then
+    ingests with its identity (it also needs Monitoring Metrics Publisher there)."""
+    always_ready_instances: int = 0
+    """Flex always-ready instances of the HTTP trigger group (billed while idle)."""
 
 
 class FlexFunctionApp(pulumi.ComponentResource):
@@ -128,6 +134,14 @@ class FlexFunctionApp(pulumi.ComponentResource):
             app_identity_settings = {}
             client_id = pulumi.Output.from_input("")
 
+        if args.app_insights_connection_string is not None:
+            # Entra ingestion, as infra/app/api.bicep of the Flex quickstart wires it.
+            host_settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] = (
+                args.app_insights_connection_string
+            )
+            host_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] = client_id.apply(
+                authentication_string
+            )
         settings = {**host_settings, **app_identity_settings, **args.app_settings}
         app = web.WebApp(
             f"{name}-app",
@@ -152,6 +166,7 @@ class FlexFunctionApp(pulumi.ComponentResource):
                 "scale_and_concurrency": {
                     "instance_memory_mb": args.instance_memory_mb,
                     "maximum_instance_count": args.maximum_instance_count,
+                    **_always_ready(args.always_ready_instances),
                 },
             },
             # A plain dict, not web.SiteConfigArgs: SiteConfigArgs fills in
@@ -229,3 +244,13 @@ class FlexFunctionApp(pulumi.ComponentResource):
                 "scm_host_name": self.scm_host_name,
             }
         )
+
+
+def _always_ready(instances: int) -> dict[str, object]:
+    """`http` names the group of every HTTP-triggered function (MicrosoftDocs
+    flex-consumption-how-to.md, "Set always ready instance counts"). Nothing is sent for 0: the
+    site is PUT whole, so leaving the list out also removes an earlier always-ready count.
+    """
+    if not instances:
+        return {}
+    return {"always_ready": [{"name": "http", "instance_count": instances}]}

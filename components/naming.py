@@ -102,6 +102,23 @@ class Names:
         return name
 
     @property
+    def log_workspace(self) -> str:
+        return f"log-{self.prefix}-{self.stack}"
+
+    @property
+    def app_insights(self) -> str:
+        return f"appi-{self.prefix}-{self.stack}"
+
+    @property
+    def access_log_bucket(self) -> str:
+        """Bucket receiving the data bucket's S3 server access logs (never the data bucket)."""
+        name = f"{self.prefix}-{self.stack}-logs-{self._hash}"
+        problem = bucket_name_problem(name)
+        if problem:
+            raise ValueError(f"generated bucket name {name!r}: {problem}")
+        return name
+
+    @property
     def app_role_id(self) -> str:
         """The app role's id must be a GUID that never changes for the stack (Entra keys on it)."""
         return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.prefix}/{self.stack}/{self._hash}/role"))

@@ -35,6 +35,12 @@ _TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{0,256}$")
 # cannot serve 3.13 as well until the function moves to azure-functions 2.x.
 PYTHON_VERSIONS = ("3.11", "3.12")
 INSTANCE_MEMORY_MB = (2048, 4096)
+# Log Analytics interactive retention on the PerGB2018 tier: 30-730 days
+# (https://learn.microsoft.com/azure/azure-monitor/logs/data-retention-configure); the S3 access
+# log bucket expires objects after the same number of days.
+AUDIT_RETENTION_DAYS = (30, 730)
+# Always-ready instances are billed while idle; the cap keeps a typo from becoming a bill.
+ALWAYS_READY_INSTANCES = (0, 20)
 AUDIENCE_TENANT = "tenant"
 AUDIENCE_APP_ID = "appId"
 
@@ -83,6 +89,10 @@ class Settings:
     """`crosscloud:maximumInstanceCount`: Flex Consumption scale-out limit per app."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """`crosscloud:tags`: tags put on every Azure resource and, as default tags, on AWS ones."""
+    audit_retention_days: int = 90
+    """`crosscloud:auditRetentionDays`: days the workspace and the S3 access-log bucket keep logs."""
+    always_ready_instances: int = 0
+    """`crosscloud:alwaysReadyInstances`: Flex always-ready instances of each app's HTTP group."""
 
 
 def _key(name: str) -> str:
@@ -229,6 +239,8 @@ ALLOWED_KEYS = (
     "instanceMemoryMb",
     "maximumInstanceCount",
     "tags",
+    "auditRetentionDays",
+    "alwaysReadyInstances",
 )
 
 
@@ -301,6 +313,20 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
             lambda v: None if 40 <= v <= 1000 else "a whole number from 40 to 1000",
         ),
         tags=_tags(parser),
+        audit_retention_days=parser.integer(
+            "auditRetentionDays",
+            defaults.audit_retention_days,
+            lambda v: None
+            if AUDIT_RETENTION_DAYS[0] <= v <= AUDIT_RETENTION_DAYS[1]
+            else "a whole number of days from 30 to 730 (Log Analytics retention)",
+        ),
+        always_ready_instances=parser.integer(
+            "alwaysReadyInstances",
+            defaults.always_ready_instances,
+            lambda v: None
+            if ALWAYS_READY_INSTANCES[0] <= v <= ALWAYS_READY_INSTANCES[1]
+            else "a whole number from 0 to 20 (each instance is billed while idle)",
+        ),
     )
     if parser.problems:
         raise SettingsError(

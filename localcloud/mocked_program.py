@@ -127,6 +127,15 @@ class _Mocks(pulumi.runtime.Mocks):
                     {"name": f"{app}.scm.azurewebsites.net", "hostType": "Repository"},
                 ],
             )
+        elif typ == "azure-native:operationalinsights:Workspace":
+            state["customerId"] = guid
+        elif typ == "azure-native:applicationinsights:Component":
+            # The shape Azure returns; with local auth off the key in it admits nothing.
+            state["connectionString"] = (
+                f"InstrumentationKey={guid};IngestionEndpoint="
+                f"https://{inputs['location']}-0.in.applicationinsights.azure.com/;"
+                f"ApplicationId={fake_guid('appinsights-app', name)}"
+            )
         elif typ == "azuread:index/application:Application":
             rid = f"/applications/{guid}"
             state.update(clientId=fake_guid("client", name), objectId=guid)

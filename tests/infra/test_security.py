@@ -217,7 +217,7 @@ def test_read_policy_honours_the_key_prefix(extended_run):
 
 
 def test_bucket_is_private_encrypted_versioned_and_tls_only(any_run):
-    (bucket,) = any_run.of_type("aws:s3/bucket:Bucket")
+    bucket = any_run.named("aws-access-bucket")  # the data bucket (the log bucket: test_audit)
     bucket_id = bucket.id
 
     def for_bucket(token):
@@ -402,5 +402,5 @@ def test_physical_names_obey_service_rules(default_run):
     for account in default_run.of_type("azure-native:storage:StorageAccount"):
         name = account.inputs["accountName"]
         assert 3 <= len(name) <= 24 and name.isalnum() and name.islower()
-    (bucket,) = default_run.of_type("aws:s3/bucket:Bucket")
+    bucket = default_run.named("aws-access-bucket")
     assert 3 <= len(bucket.inputs["bucket"]) <= 63

@@ -1,0 +1,174 @@
+"""S3 server access logging of the data bucket into its own hardened log bucket.
+
+AWS documents the setup for buckets with ACLs disabled (BucketOwnerEnforced), which is ours:
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
+- the destination is in the same account and region, not the source bucket itself;
+- the logging service is admitted by a bucket policy (no ACL grants): principal
+  `logging.s3.amazonaws.com`, action `s3:PutObject` on the target prefix, conditioned on
+  `aws:SourceArn` (the source bucket) and `aws:SourceAccount` (its owner), so no other account's
+  or bucket's logs can be delivered here (confused deputy);
+- default encryption of the destination may only be SSE-S3 (AES256), not SSE-KMS.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+LOGGING_SERVICE = "logging.s3.amazonaws.com"
+LOG_PREFIX = "s3-access/"
+
+
+def bucket_arn(partition: str, bucket: str) -> str:
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def log_bucket_policy(
+    partition: str, log_bucket: str, source_bucket: str, source_account: str
+) -> dict[str, Any]:
+    """TLS only for everyone; writes under `LOG_PREFIX` only by S3 logging for one source."""
+    arn = bucket_arn(partition, log_bucket)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "S3ServerAccessLogsPolicy",
+                "Effect": "Allow",
+                "Principal": {"Service": LOGGING_SERVICE},
+                "Action": "s3:PutObject",
+                "Resource": f"{arn}/{LOG_PREFIX}*",
+                "Condition": {
+                    "ArnLike": {"aws:SourceArn": bucket_arn(partition, source_bucket)},
+                    "StringEquals": {"aws:SourceAccount": source_account},
+                },
+            },
+        ],
+    }
+
+
+def _distinct(log_bucket: str, source_bucket: str) -> str:
+    if log_bucket == source_bucket:
+        raise ValueError(
+            f"S3 access logs of {source_bucket!r} must go to another bucket, not into itself "
+            "(every delivery would be logged again)"
+        )
+    return log_bucket
+
+
+@dataclass(frozen=True)
+class S3AccessLogsArgs:
+    """Inputs of `S3AccessLogs`."""
+
+    log_bucket_name: str
+    """Name of the log bucket (distinct from the data bucket; see naming.py)."""
+    source_bucket_name: pulumi.Input[str]
+    """The data bucket whose requests are logged (its output, so logging waits for it)."""
+    account_id: str
+    """AWS account owning both buckets (the `aws:SourceAccount` condition)."""
+    partition: str
+    """AWS partition of the account (aws, aws-us-gov, aws-cn), for every ARN."""
+    retention_days: int
+    """Log objects (and their old versions) expire after this many days."""
+
+
+class S3AccessLogs(pulumi.ComponentResource):
+    """A private, owner-enforced, encrypted, versioned, TLS-only bucket that only S3's logging
+    service may write to, for one source bucket of one account; and that source's logging.
+    """
+
+    log_bucket_name: pulumi.Output[str]
+    log_prefix: str = LOG_PREFIX
+
+    def __init__(
+        self, name: str, args: S3AccessLogsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("crosscloud:aws:S3AccessLogs", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.log_bucket_name, opts=child)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=child,
+        )
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            # SSE-KMS is not supported for server access log destinations.
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
+            f"{name}-retention",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "expire-access-logs",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"days": args.retention_days},
+                    # Versioned: an expired log becomes a noncurrent version; remove it as well.
+                    "noncurrent_version_expiration": {"noncurrent_days": 1},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+                }
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
+        policy = aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=bucket.id,
+            policy=pulumi.Output.from_input(args.source_bucket_name).apply(
+                lambda source: json.dumps(
+                    log_bucket_policy(
+                        args.partition, _distinct(args.log_bucket_name, source), source,
+                        args.account_id,
+                    )
+                )
+            ),
+            # S3 rejects a bucket policy while the public access block is being applied.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        )
+        aws.s3.BucketLogging(
+            f"{name}-source",
+            bucket=args.source_bucket_name,
+            target_bucket=bucket.id,
+            target_prefix=LOG_PREFIX,
+            # Keys by account/region/bucket/date: easy to query with Athena partitions.
+            target_object_key_format={
+                "partitioned_prefix": {"partition_date_source": "EventTime"}
+            },
+            expected_bucket_owner=args.account_id,
+            # Deliveries fail until the policy admits the logging service.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[policy, ownership, encryption, lifecycle]
+            ),
+        )
+        self.log_bucket_name = bucket.bucket
+        self.register_outputs({"log_bucket_name": self.log_bucket_name})
