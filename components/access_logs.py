@@ -147,7 +147,9 @@ class S3AccessLogs(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(args.source_bucket_name).apply(
                 lambda source: json.dumps(
                     log_bucket_policy(
-                        args.partition, _distinct(args.log_bucket_name, source), source,
+                        args.partition,
+                        _distinct(args.log_bucket_name, source),
+                        source,
                         args.account_id,
                     )
                 )
@@ -161,9 +163,7 @@ class S3AccessLogs(pulumi.ComponentResource):
             target_bucket=bucket.id,
             target_prefix=LOG_PREFIX,
             # Keys by account/region/bucket/date: easy to query with Athena partitions.
-            target_object_key_format={
-                "partitioned_prefix": {"partition_date_source": "EventTime"}
-            },
+            target_object_key_format={"partitioned_prefix": {"partition_date_source": "EventTime"}},
             expected_bucket_owner=args.account_id,
             # Deliveries fail until the policy admits the logging service.
             opts=pulumi.ResourceOptions(

@@ -316,16 +316,20 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         audit_retention_days=parser.integer(
             "auditRetentionDays",
             defaults.audit_retention_days,
-            lambda v: None
-            if AUDIT_RETENTION_DAYS[0] <= v <= AUDIT_RETENTION_DAYS[1]
-            else "a whole number of days from 30 to 730 (Log Analytics retention)",
+            lambda v: (
+                None
+                if AUDIT_RETENTION_DAYS[0] <= v <= AUDIT_RETENTION_DAYS[1]
+                else "a whole number of days from 30 to 730 (Log Analytics retention)"
+            ),
         ),
         always_ready_instances=parser.integer(
             "alwaysReadyInstances",
             defaults.always_ready_instances,
-            lambda v: None
-            if ALWAYS_READY_INSTANCES[0] <= v <= ALWAYS_READY_INSTANCES[1]
-            else "a whole number from 0 to 20 (each instance is billed while idle)",
+            lambda v: (
+                None
+                if ALWAYS_READY_INSTANCES[0] <= v <= ALWAYS_READY_INSTANCES[1]
+                else "a whole number from 0 to 20 (each instance is billed while idle)"
+            ),
         ),
     )
     if parser.problems:
