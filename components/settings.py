@@ -90,7 +90,7 @@ class Settings:
     tags: Mapping[str, str] = field(default_factory=dict)
     """`crosscloud:tags`: tags put on every Azure resource and, as default tags, on AWS ones."""
     audit_retention_days: int = 90
-    """`crosscloud:auditRetentionDays`: days the workspace and the S3 access-log bucket keep logs."""
+    """`crosscloud:auditRetentionDays`: days the workspace and the S3 access-log bucket keep."""
     always_ready_instances: int = 0
     """`crosscloud:alwaysReadyInstances`: Flex always-ready instances of each app's HTTP group."""
 
