@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from crosscloud_fn import redaction
 # Before anything can log: no record created in this process may carry a credential.
 redaction.install()
 
-from crosscloud_fn import errors, service  # noqa: E402 - after redaction.install()
+from crosscloud_fn import errors, service, telemetry  # noqa: E402 - after redaction.install()
 from crosscloud_fn.names import BadName, validate_name  # noqa: E402
 from crosscloud_fn.settings import SettingsError  # noqa: E402
 
@@ -34,9 +33,12 @@ def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
 
 def _answer(route: str, work: Callable[[service.CrossCloud], dict[str, Any]]) -> func.HttpResponse:
     """Run `work` and turn any failure into the JSON error shape; never a stack trace."""
-    started = time.perf_counter()
+    request = telemetry.begin(route)
+    runtime = None
     try:
-        status, body = 200, work(service.current())
+        runtime = service.current()
+        request.attach(runtime)
+        status, body = 200, work(runtime)
     except errors.CrossCloudError as exc:
         status, body = exc.status, exc.body()
     except SettingsError as exc:
@@ -48,7 +50,7 @@ def _answer(route: str, work: Callable[[service.CrossCloud], dict[str, Any]]) ->
         failure = errors.internal()
         status, body = failure.status, failure.body()
     code = body["error"]["code"] if status >= 400 else "ok"
-    log.info("%s -> %d %s in %.1f ms", route, status, code, (time.perf_counter() - started) * 1e3)
+    telemetry.finish(request, status, code, runtime)
     return _json(status, body)
 
 
@@ -66,7 +68,7 @@ def read_object(req: func.HttpRequest) -> func.HttpResponse:
         name = validate_name(req.params.get("name"))
     except BadName as exc:
         failure = errors.bad_name(exc)
-        log.info("read -> %d %s", failure.status, failure.code)
+        telemetry.finish(telemetry.begin("read"), failure.status, failure.code)
         return _json(failure.status, failure.body())
     return _answer("read", lambda runtime: runtime.read(name))
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from azure.core.exceptions import ClientAuthenticationError
 from azure.storage.blob import ContainerClient, ExponentialRetry
 
-from crosscloud_fn import errors
+from crosscloud_fn import errors, telemetry
 from crosscloud_fn.credentials import (
     Clock,
     managed_identity_credential,
@@ -59,7 +59,7 @@ class CrossCloud:
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None, workers: int = 8) -> None:
         self.settings = settings
-        self.credential = managed_identity_credential(settings)
+        self.credential = telemetry.ObservedIdentity(managed_identity_credential(settings))
         self.aws_credentials = web_identity_credentials(self.credential, settings, clock=clock)
         self.blob = BlobReader(
             ContainerClient(
@@ -126,7 +126,10 @@ class CrossCloud:
         self, azure: Callable[[], Any], aws: Callable[[], Any], name: str | None
     ) -> tuple[Any, Any]:
         """Run both reads at once (the request costs max(azure, aws), not the sum)."""
-        futures: tuple[Future, Future] = (self._pool.submit(azure), self._pool.submit(aws))
+        futures: tuple[Future, Future] = (
+            self._pool.submit(telemetry.timed("azure", azure)),
+            self._pool.submit(telemetry.timed("aws", aws)),
+        )
         failures: list[errors.CrossCloudError] = []
         results: list[Any] = []
         for cloud, future in zip(("azure", "aws"), futures, strict=True):
