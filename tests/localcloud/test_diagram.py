@@ -1,0 +1,58 @@
+"""`make diagram`: the README's trust-chain picture is what the program would deploy for
+Pulumi.dev.yaml, and the picture follows the program (a change of trust changes the drawing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from localcloud import diagram
+from localcloud.mocked_program import REPO, run_program
+
+EXTRA = "0f0e0d0c-0b0a-4909-8807-060504030201"
+
+
+@pytest.fixture(scope="module")
+def dev_diagram() -> str:
+    return diagram.draw(run_program(diagram.stack_config(REPO / "Pulumi.dev.yaml")))
+
+
+def test_readme_embeds_what_make_diagram_draws_for_the_dev_stack(dev_diagram: str) -> None:
+    embedded = diagram.embedded((REPO / "README.md").read_text())
+    assert embedded is not None, "README.md lost its trust-diagram block"
+    assert embedded == dev_diagram, "README.md's diagram is stale: run `make diagram`"
+
+
+def test_drawing_is_deterministic(dev_diagram: str) -> None:
+    again = diagram.draw(run_program(diagram.stack_config(REPO / "Pulumi.dev.yaml")))
+    assert again == dev_diagram
+
+
+def test_the_dev_diagram_shows_each_link_of_the_chain(dev_diagram: str) -> None:
+    lines = dev_diagram.splitlines()
+    for identity in ("id1", "id2"):
+        assert f'  {identity} -->|"holds AssumeAWSRole"| fed' in lines
+        assert f'  {identity} -->|"token sub trusted"| role' in lines
+        assert f'  {identity} -->|"Blob Data Reader"| blob1' in lines
+        assert f'  {identity} -.->|"telemetry"| appi' in lines
+    assert '  role -->|"List + GetObject"| s3_1' in lines
+    assert '  s3_1 -.->|"server access logs"| s3log1' in lines
+    assert any(line.startswith("  blob1 -.->") and "StorageRead" in line for line in lines)
+
+
+def test_an_extra_trusted_identity_appears_with_its_grants() -> None:
+    drawn = diagram.draw(run_program({"extraPrincipalIds": [EXTRA]}))
+    (node,) = [line for line in drawn.splitlines() if EXTRA[:8] in line]
+    extra = node.split("(", 1)[0].strip()
+    assert f'  {extra} -->|"token sub trusted"| role' in drawn.splitlines()
+    assert f'  {extra} -->|"holds AssumeAWSRole"| fed' in drawn.splitlines()
+    # Extra ids get the app role and the trust, not the Blob reader role or telemetry.
+    assert f'  {extra} -->|"Blob Data Reader"| blob1' not in drawn.splitlines()
+
+
+def test_readme_update_rewrites_only_the_block(tmp_path, dev_diagram: str) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{diagram.BEGIN}\nold\n{diagram.END}\nafter\n")
+    assert diagram.main(["--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n")
+    assert diagram.embedded(text) == dev_diagram
