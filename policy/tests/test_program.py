@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from localcloud.mocked_program import ProgramRun, run_program
-from policy import rules
+from policy.rules import common
 from policy.tests.engine import Resource, evaluate, policies_violated
 
 Props = dict[str, Any]
@@ -66,16 +66,16 @@ def test_the_rules_see_the_resources_they_guard(default_program: Resources) -> N
     # Guards against a vacuous pass (a type token the program does not use, say).
     types = {r.type for r in default_program}
     guarded = {
-        rules.STORAGE_ACCOUNT,
-        rules.PUBLIC_ACCESS_BLOCK,
-        rules.IAM_ROLE,
-        rules.IAM_ROLE_POLICY,
-        rules.WEB_APP,
+        common.STORAGE_ACCOUNT,
+        common.PUBLIC_ACCESS_BLOCK,
+        common.IAM_ROLE,
+        common.IAM_ROLE_POLICY,
+        common.WEB_APP,
     }
     assert guarded <= types
-    assert types & rules.BUCKET_TYPES
-    roles = [r for r in default_program if r.type == rules.IAM_ROLE]
-    assert any(rules.trusts_web_identity(r.props["assumeRolePolicy"]) for r in roles)
+    assert types & common.BUCKET_TYPES
+    roles = [r for r in default_program if r.type == common.IAM_ROLE]
+    assert any(common.trusts_web_identity(r.props["assumeRolePolicy"]) for r in roles)
 
 
 # --- broken variants ----------------------------------------------------------------------------
@@ -139,53 +139,57 @@ def add_app_setting(name: str, value: str) -> Change:
 
 BROKEN_CHANGES: dict[str, tuple[str, Change, str]] = {
     "shared-key-on": (
-        rules.STORAGE_ACCOUNT,
+        common.STORAGE_ACCOUNT,
         lambda p: p.update(allowSharedKeyAccess=True),
         "storage-account-shared-key-disabled",
     ),
     "public-access-partly-blocked": (
-        rules.PUBLIC_ACCESS_BLOCK,
+        common.PUBLIC_ACCESS_BLOCK,
         lambda p: p.update(restrictPublicBuckets=False),
         "s3-public-access-block-complete",
     ),
     "trust-sub-string-like": (
-        rules.IAM_ROLE,
+        common.IAM_ROLE,
         trust_change(sub_to_string_like),
         "web-identity-trust-pins-aud-and-sub",
     ),
     "trust-without-sub": (
-        rules.IAM_ROLE,
+        common.IAM_ROLE,
         trust_change(drop_sub),
         "web-identity-trust-pins-aud-and-sub",
     ),
     "trust-extra-action": (
-        rules.IAM_ROLE,
+        common.IAM_ROLE,
         trust_change(lambda s: s.update(Action=[s["Action"], "sts:TagSession"])),
         "web-identity-trust-pins-aud-and-sub",
     ),
     "read-any-s3-action": (
-        rules.IAM_ROLE_POLICY,
+        common.IAM_ROLE_POLICY,
         read_policy_change(lambda s: s.update(Action="s3:*")),
         "web-identity-role-least-privilege",
     ),
     "read-every-bucket": (
-        rules.IAM_ROLE_POLICY,
+        common.IAM_ROLE_POLICY,
         read_policy_change(lambda s: s.update(Resource="arn:aws:s3:::*")),
         "web-identity-role-least-privilege",
     ),
     "http-allowed": (
-        rules.WEB_APP,
+        common.WEB_APP,
         lambda p: p.update(httpsOnly=False),
         "function-app-https-tls12-no-ftp",
     ),
-    "tls-1-0": (rules.WEB_APP, site_config(minTlsVersion="1.0"), "function-app-https-tls12-no-ftp"),
+    "tls-1-0": (
+        common.WEB_APP,
+        site_config(minTlsVersion="1.0"),
+        "function-app-https-tls12-no-ftp",
+    ),
     "ftp-allowed": (
-        rules.WEB_APP,
+        common.WEB_APP,
         site_config(ftpsState="AllAllowed"),
         "function-app-https-tls12-no-ftp",
     ),
     "host-storage-by-key": (
-        rules.WEB_APP,
+        common.WEB_APP,
         add_app_setting(
             "AzureWebJobsStorage",
             "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=c2VjcmV0;EndpointSuffix=x",
@@ -193,7 +197,7 @@ BROKEN_CHANGES: dict[str, tuple[str, Change, str]] = {
         "no-key-based-storage-access",
     ),
     "scm-basic-auth-on": (
-        rules.WEB_APP_SCM_ALLOWED,
+        common.WEB_APP_SCM_ALLOWED,
         lambda p: p.update(allow=True),
         "no-long-lived-credentials",
     ),
@@ -213,14 +217,14 @@ def _added(resource_type: str, props: Props, name: str = "added") -> Resource:
 
 
 def _role_name(resources: Resources) -> str:
-    return next(r.props["name"] for r in resources if r.type == rules.IAM_ROLE)
+    return next(r.props["name"] for r in resources if r.type == common.IAM_ROLE)
 
 
 BROKEN_ADDITIONS: dict[str, tuple[Callable[[Resources], list[Resource]], str]] = {
     "s3-read-only-managed-policy": (
         lambda rs: [
             _added(
-                rules.IAM_ROLE_POLICY_ATTACHMENT,
+                common.IAM_ROLE_POLICY_ATTACHMENT,
                 {
                     "role": _role_name(rs),
                     "policyArn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
@@ -234,7 +238,7 @@ BROKEN_ADDITIONS: dict[str, tuple[Callable[[Resources], list[Resource]], str]] =
         "s3-bucket-has-public-access-block",
     ),
     "blob-uploaded-with-key": (
-        lambda rs: [_added(rules.BLOB, {"blobName": "hello.txt", "containerName": "mycontainer"})],
+        lambda rs: [_added(common.BLOB, {"blobName": "hello.txt", "containerName": "mycontainer"})],
         "no-key-based-storage-access",
     ),
     "iam-user-with-key": (
@@ -262,9 +266,9 @@ def test_each_forbidden_addition_is_caught_by_its_rule(
 
 
 def test_removing_the_public_access_block_is_caught(default_program: Resources) -> None:
-    without = [r for r in default_program if r.type != rules.PUBLIC_ACCESS_BLOCK]
+    without = [r for r in default_program if r.type != common.PUBLIC_ACCESS_BLOCK]
     found = evaluate(without)
-    buckets = {r.urn for r in default_program if r.type in rules.BUCKET_TYPES}
+    buckets = {r.urn for r in default_program if r.type in common.BUCKET_TYPES}
     assert {(v.policy, v.urn) for v in found} == {
         ("s3-bucket-has-public-access-block", urn) for urn in buckets
     }
