@@ -11,9 +11,13 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 from . import (
+    app_insights_connection_string,
+    app_insights_entra_ingestion,
     function_app_transport,
+    monitoring_local_auth,
     no_key_based_storage_access,
     no_long_lived_credentials,
+    s3_access_logging,
     s3_bucket_has_public_access_block,
     s3_public_access_block_complete,
     storage_account_shared_key,
@@ -32,5 +36,9 @@ POLICIES: list[Policy] = [
         web_identity_role_least_privilege,
         function_app_transport,
         no_long_lived_credentials,
+        monitoring_local_auth,
+        app_insights_entra_ingestion,
+        app_insights_connection_string,
+        s3_access_logging,
     )
 ]

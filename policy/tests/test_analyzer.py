@@ -73,7 +73,12 @@ def test_the_engine_sees_every_rule_as_mandatory(analyzer: analyzer_pb2_grpc.Ana
     assert [p.name for p in info.policies] == [p.name for p in rules.POLICIES]
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
     stack_rules = {p.name for p in info.policies if p.policy_type == analyzer_pb2.POLICY_TYPE_STACK}
-    assert stack_rules == {"s3-bucket-has-public-access-block", "web-identity-role-least-privilege"}
+    assert stack_rules == {
+        "s3-bucket-has-public-access-block",
+        "web-identity-role-least-privilege",
+        "app-insights-connection-string-local-auth-off",
+        "s3-access-logging",
+    }
 
 
 def test_compliant_role_passes_and_loose_one_is_refused(
