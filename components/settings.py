@@ -37,6 +37,9 @@ PYTHON_VERSIONS = ("3.11", "3.12")
 INSTANCE_MEMORY_MB = (2048, 4096)
 AUDIENCE_TENANT = "tenant"
 AUDIENCE_APP_ID = "appId"
+# Who may run `pulumi up`: a person, or a CI service principal / managed identity. ARM's
+# principalType values for them (Microsoft.Authorization/roleAssignments).
+DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
 
 
 class SettingsError(ValueError):
@@ -83,6 +86,9 @@ class Settings:
     """`crosscloud:maximumInstanceCount`: Flex Consumption scale-out limit per app."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """`crosscloud:tags`: tags put on every Azure resource and, as default tags, on AWS ones."""
+    deployer_principal_type: str | None = None
+    """`crosscloud:deployerPrincipalType`: `User` or `ServicePrincipal`, the principal type of
+    whoever runs `pulumi up`; unset looks it up in Entra ID (components/deployer.py)."""
 
 
 def _key(name: str) -> str:
@@ -229,6 +235,7 @@ ALLOWED_KEYS = (
     "instanceMemoryMb",
     "maximumInstanceCount",
     "tags",
+    "deployerPrincipalType",
 )
 
 
@@ -301,6 +308,16 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
             lambda v: None if 40 <= v <= 1000 else "a whole number from 40 to 1000",
         ),
         tags=_tags(parser),
+        deployer_principal_type=parser.string(
+            "deployerPrincipalType",
+            "",
+            lambda v: (
+                None
+                if v in DEPLOYER_PRINCIPAL_TYPES
+                else "one of " + ", ".join(DEPLOYER_PRINCIPAL_TYPES) + " (case-sensitive)"
+            ),
+        )
+        or None,
     )
     if parser.problems:
         raise SettingsError(

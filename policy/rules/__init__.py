@@ -11,6 +11,8 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 from . import (
+    flex_no_ftp_policy,
+    flex_site_config,
     function_app_transport,
     no_key_based_storage_access,
     no_long_lived_credentials,
@@ -31,6 +33,8 @@ POLICIES: list[Policy] = [
         web_identity_trust,
         web_identity_role_least_privilege,
         function_app_transport,
+        flex_site_config,
+        flex_no_ftp_policy,
         no_long_lived_credentials,
     )
 ]
