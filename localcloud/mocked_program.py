@@ -210,9 +210,9 @@ class _Mocks(pulumi.runtime.Mocks):
 class _RecordingMonitor(MockMonitor):
     """Also keeps parents, dependencies and registered outputs, which `Mocks` does not see."""
 
-    def __init__(self, mocks: _Mocks) -> None:
+    def __init__(self, mocks: _Mocks, registered: list[Registered]) -> None:
         super().__init__(mocks)
-        self.registered: list[Registered] = []
+        self.registered = registered
         self.outputs: dict[str, dict[str, Any]] = {}
 
     def RegisterResource(self, request):
@@ -255,17 +255,19 @@ def run_program(
     stack: str = "dev",
     package: BuiltPackage = STAND_IN_PACKAGE,
     cloud: MockCloud = MockCloud(),
+    registered: list[Registered] | None = None,
 ) -> ProgramRun:
     """Run `__main__.py` with `crosscloud:*` config (keys without namespace) under mocks.
 
     Lists and maps are passed as JSON text, as the Pulumi CLI hands structured config to programs.
     `package` stands in for the function package: building the real one installs wheels from
     PyPI, which tests/shipping covers; here only its sha256 matters. `cloud` sets what the mocked
-    clouds answer (AWS partition, the deployer's directory type).
+    clouds answer (AWS partition, the deployer's directory type). `registered`, when given,
+    receives each registration as it happens, so a test can see what a failed run registered.
     Raises whatever the program raises (e.g. `SettingsError` for bad config).
     """
     mocks = _Mocks(cloud)
-    monitor = _RecordingMonitor(mocks)
+    monitor = _RecordingMonitor(mocks, [] if registered is None else registered)
     warnings = _WarningCollector()
     engine_log = logging.getLogger(f"crosscloud.mock-engine.{id(warnings)}")
     engine_log.propagate = False

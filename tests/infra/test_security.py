@@ -117,6 +117,19 @@ def test_role_assignments_to_managed_identities_declare_their_principal_type(any
 # --- Entra federation app ------------------------------------------------------------------
 
 
+def test_a_refresh_cannot_remove_the_audience(any_run):
+    # pulumi_azuread's ApplicationIdentifierUri docs: used together with Application, the
+    # application must ignore changes to identifierUris, or a refresh plans `identifierUris: []`
+    # and deletes the URI. The option is read as the engine received it (RegisterResource).
+    (app,) = any_run.of_type("azuread:index/application:Application")
+    assert app.ignore_changes == ["identifierUris"]
+    assert "identifierUris" not in app.inputs
+    (uri,) = any_run.of_type("azuread:index/applicationIdentifierUri:ApplicationIdentifierUri")
+    assert uri.inputs["applicationId"] == app.id
+    others = [r for r in any_run.resources if r.ignore_changes and r is not app]
+    assert others == []
+
+
 def test_federation_app_issues_v1_tokens_with_an_application_only_role(any_run):
     (app,) = any_run.of_type("azuread:index/application:Application")
     assert app.inputs["api"]["requestedAccessTokenVersion"] == 1
