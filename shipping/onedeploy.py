@@ -364,12 +364,17 @@ def scm_host(host_name_ssl_states: Sequence[Any]) -> str:
     """The SCM (Kudu) host name of an app: its `host_name_ssl_states` entry of type Repository.
 
     Apps may get unique default host names, so `{name}.scm.azurewebsites.net` is not always
-    right (DESIGN.md "SCM host for One Deploy"). Accepts the SDK's output objects or, under
-    Pulumi mocks, plain dicts (snake_case or camelCase keys).
+    right (DESIGN.md "SCM host for One Deploy"); azd's `functionAppRepositoryHost` reads the same
+    entry (Azure/azure-dev `cli/azd/pkg/azapi/function_app.go`).
+
+    The SDK hands `HostNameSslStateResponse` objects: a dict subclass whose item access by the
+    wire name (`["hostType"]`, `.get("hostType")`) logs "Key 'hostType' not found in
+    HostNameSslStateResponse" on every preview and up; its typed getter `.host_type` does not.
+    Plain dicts (camelCase or snake_case keys) are accepted too, for callers outside the SDK.
     """
     for state in host_name_ssl_states or ():
-        if isinstance(state, Mapping):
-            host_type = state.get("host_type", state.get("hostType"))
+        if type(state) is dict:
+            host_type = state.get("hostType") or state.get("host_type")
             name = state.get("name")
         else:
             host_type, name = getattr(state, "host_type", None), getattr(state, "name", None)

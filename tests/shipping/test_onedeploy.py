@@ -15,6 +15,7 @@ import json
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,12 +24,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dill
+import pulumi_aws.s3
 import pytest
 from azure.core.credentials import AccessToken
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
+from pulumi_azure_native.web.outputs import HostNameSslStateResponse
 
 from localcloud.certs import TlsFiles
+from localcloud.mocked_program import run_program
 from localcloud.net import LOOPBACK, free_port
 from shipping.onedeploy import (
     ARM_SCOPE,
@@ -386,3 +390,31 @@ def test_scm_host_is_the_repository_host_name() -> None:
     assert scm_host(as_dicts) == "s"
     with pytest.raises(OneDeployError, match="Repository"):
         scm_host([{"name": "a.example", "host_type": "Standard"}])
+
+
+def test_scm_host_reads_the_sdk_output_without_a_warning(capfd: pytest.CaptureFixture) -> None:
+    # The typed output the SDK gives: a dict subclass that logs a warning on item access by the
+    # wire name (pulumi_azure_native/web/outputs.py, HostNameSslStateResponse.__key_warning).
+    states = [
+        HostNameSslStateResponse(host_type="Standard", name="app.azurewebsites.net"),
+        HostNameSslStateResponse(host_type="Repository", name="app.scm.azurewebsites.net"),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert scm_host(states) == "app.scm.azurewebsites.net"
+    assert caught == []
+    assert "not found in HostNameSslStateResponse" not in capfd.readouterr().err
+
+
+def test_the_mocked_program_prints_no_warning(capfd: pytest.CaptureFixture) -> None:
+    # pulumi_aws.s3 (loaded lazily on first use) warns at import about its V2 classes, whatever
+    # a program uses; Python hides DeprecationWarning outside __main__ by default. Load it first,
+    # so that what is recorded below is what running the program itself warns about.
+    assert pulumi_aws.s3.Bucket
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = run_program()
+    assert run.warnings == []  # what `pulumi preview/up` would show as warnings
+    assert [str(w.message) for w in caught] == []
+    captured = capfd.readouterr()
+    assert "warning" not in (captured.err + captured.out).lower()
