@@ -167,7 +167,7 @@ class OneDeployProvider(EntraIdentityProvider):
 
     `propagation` bounds the republishing of a deployment that failed with a storage 403 (the
     app's own fresh grant); `backoff` bounds retrying the publish request itself (the deployer's
-    grant, a busy SCM site). `sleep` is injectable so tests do not wait for real.
+    grant, a busy SCM site). `sleep` and `clock` are injectable, so tests do not wait for real.
     """
 
     def __init__(
@@ -179,6 +179,7 @@ class OneDeployProvider(EntraIdentityProvider):
         propagation: Backoff | None = None,
         arm_endpoint: str = ARM_ENDPOINT,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(credential)
         self.timeouts = timeouts or OneDeployTimeouts()
@@ -189,6 +190,7 @@ class OneDeployProvider(EntraIdentityProvider):
         )
         self.arm_endpoint = arm_endpoint.rstrip("/")
         self.sleep = sleep
+        self.clock = clock
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         failures = []
@@ -286,6 +288,7 @@ class OneDeployProvider(EntraIdentityProvider):
                 ),
                 backoff=self.propagation,
                 sleep=self.sleep,
+                clock=self.clock,
             )
             self._confirm_functions(session, token, props, deployment)
         return {
@@ -363,6 +366,7 @@ class OneDeployProvider(EntraIdentityProvider):
             give_up=give_up,
             backoff=self.backoff,
             sleep=self.sleep,
+            clock=self.clock,
         )
 
     def _wait(
@@ -375,7 +379,7 @@ class OneDeployProvider(EntraIdentityProvider):
         """Poll /api/deployments/{id} until final or recycled; raise on a failed deployment."""
         base = f"https://{props['scm_host']}"
         url = f"{base}/api/deployments/{deployment_id}"
-        deadline = time.monotonic() + self.timeouts.deployment
+        deadline = self.clock() + self.timeouts.deployment
         last_seen, record = "no answer yet", None
         not_found = 0
         while True:
@@ -418,7 +422,7 @@ class OneDeployProvider(EntraIdentityProvider):
                     last_seen = f"HTTP {response.status_code}: {_excerpt(text)}"
             except (requests.RequestException, ValueError) as error:
                 last_seen = f"{type(error).__name__}: {_excerpt(str(error))}"
-            if time.monotonic() >= deadline:
+            if self.clock() >= deadline:
                 raise OneDeployError(
                     f"One Deploy of {props['app_name']} did not finish within "
                     f"{self.timeouts.deployment:g}s (last seen: {last_seen}); see {url}"
@@ -456,7 +460,7 @@ class OneDeployProvider(EntraIdentityProvider):
         """Wait until ARM lists every expected function of the app; raise if it never does."""
         expected = sorted(props["functions"])
         url = f"{self.arm_endpoint}{props['app_id']}/functions"
-        deadline = time.monotonic() + self.timeouts.functions
+        deadline = self.clock() + self.timeouts.functions
         listed: set[str] = set()
         last_error = ""
         while True:
@@ -467,7 +471,7 @@ class OneDeployProvider(EntraIdentityProvider):
                     return
             except (requests.RequestException, ValueError) as error:
                 last_error = f" (last ARM answer: {_excerpt(str(error))})"
-            if time.monotonic() >= deadline:
+            if self.clock() >= deadline:
                 break
             self.sleep(self.timeouts.functions_interval)
         base = f"https://{props['scm_host']}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import base64
 import hashlib
+import io
 import json
 import time
 import warnings
@@ -25,6 +26,8 @@ from typing import Any
 import dill
 import pulumi_aws.s3
 import pytest
+import requests
+import urllib3
 from azure.core.credentials import AccessToken
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
@@ -44,6 +47,7 @@ from shipping.onedeploy import (
     OneDeployError,
     OneDeployProvider,
     OneDeployTimeouts,
+    _text,
     scm_host,
 )
 from shipping.retry import Backoff
@@ -74,6 +78,15 @@ class Cloud:
     scm: FakeScm
     deployer: Identity
     sleeps: list[float] = field(default_factory=list)
+    now: float = 0.0
+    """The provider's clock: it only moves when the provider sleeps."""
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
     @property
     def script(self) -> ScmScript:
@@ -84,9 +97,9 @@ class Cloud:
         settings: dict[str, Any] = {
             "timeouts": FAST,
             "backoff": QUICK_BACKOFF,
-            "propagation": QUICK_PROPAGATION,
             "arm_endpoint": self.arm.base_url,
-            "sleep": self.sleeps.append,
+            "sleep": self.sleep,
+            "clock": self.clock,
             **overrides,
         }
         credential = EntraCredential(self.entra, identity or self.deployer)
@@ -113,11 +126,9 @@ class Cloud:
         return sum(1 for c in self.arm.calls() if c.path.endswith("/functions"))
 
 
-FAST = OneDeployTimeouts(
-    connect=2, upload=5, request=2, poll_interval=1.0, deployment=5, functions=0.5
-)
-QUICK_BACKOFF = Backoff(first_delay=0.01, max_delay=0.05, give_up_after=2)
-QUICK_PROPAGATION = Backoff(first_delay=20, max_delay=60, give_up_after=2)
+# Real-sized waits on a fake clock, except the socket timeouts (loopback answers at once).
+FAST = OneDeployTimeouts(connect=2, upload=5, request=2)
+QUICK_BACKOFF = Backoff(first_delay=5, max_delay=60, give_up_after=120)
 
 
 @pytest.fixture
@@ -222,10 +233,9 @@ def test_the_first_deploy_storage_403_is_republished_until_it_succeeds(
     cloud: Cloud, package: tuple[Path, str]
 ) -> None:
     cloud.script.storage_forbidden = 1  # the app's Blob Data Owner grant applies after one try
-    provider = cloud.provider(propagation=Backoff(first_delay=20, max_delay=60, give_up_after=60))
-    result = provider.create(cloud.inputs(package))
+    result = cloud.provider().create(cloud.inputs(package))
     assert cloud.publishes() == 2
-    assert 20 in cloud.sleeps  # the propagation backoff, injected: no real wait
+    assert cloud.sleeps == [1.0, 1.0, 15.0, 1.0, 1.0]  # polls, the republish pause, polls
     assert result.outs["deployment_id"]
     assert cloud.functions_listings() == 1
 
@@ -234,15 +244,14 @@ def test_a_storage_403_that_outlasts_the_republishing_names_the_apps_grant(
     cloud: Cloud, package: tuple[Path, str]
 ) -> None:
     cloud.script.storage_forbidden = 10**6
-    provider = cloud.provider(
-        propagation=Backoff(first_delay=0.01, max_delay=0.02, give_up_after=0.3)
-    )
-    started = time.monotonic()
     with pytest.raises(DeploymentFailed, match="Storage Blob Data Owner") as failure:
-        provider.create(cloud.inputs(package))
-    assert time.monotonic() - started < 5
+        cloud.provider().create(cloud.inputs(package))
+    # "A few minutes in all": the default propagation bound, on the fake clock.
+    assert 120 <= OneDeployProvider().propagation.give_up_after <= 600
+    assert cloud.now <= OneDeployProvider().propagation.give_up_after + 10
+    assert 3 <= cloud.publishes() <= 10
     assert STORAGE_FORBIDDEN_LOG[:60] in str(failure.value)
-    assert cloud.publishes() >= 2
+    assert not any(token in str(failure.value) for token in cloud.entra.issued_tokens())
 
 
 def test_any_other_failure_fails_at_once_with_the_logs_last_lines(
@@ -254,6 +263,7 @@ def test_any_other_failure_fails_at_once_with_the_logs_last_lines(
     message = str(failure.value)
     assert cloud.publishes() == 1  # not republished
     assert failure.value.storage_forbidden is False
+    assert not any(token in message for token in cloud.entra.issued_tokens())
     assert "status 3: Deployment failed." in message
     assert "2026-01-01T00:00:00Z Starting deployment pipeline." in message
     # The last entry and its details (details_url on the same SCM site).
@@ -272,7 +282,9 @@ def test_missing_functions_fail_with_what_arm_lists_and_what_to_check(
     assert "lists ['whoami']" in message and "expected ['list', 'read', 'whoami']" in message
     assert "import error" in message and "Storage Blob Data Owner" in message
     assert "Deployment successful." in message  # the log's last lines
-    assert cloud.functions_listings() >= 2  # waited (bounded) for the indexing
+    # Waited for the indexing, every 5 s up to the bound, then stopped.
+    assert cloud.functions_listings() == 1 + FAST.functions // FAST.functions_interval
+    assert cloud.sleeps == [1.0, 1.0] + [FAST.functions_interval] * 36  # 2 polls, then 180 s
 
 
 def test_functions_are_matched_by_route_or_name(cloud: Cloud, package: tuple[Path, str]) -> None:
@@ -301,9 +313,9 @@ def test_a_refusal_that_outlasts_the_backoff_names_the_missing_role(
     cloud: Cloud, package: tuple[Path, str]
 ) -> None:
     stranger = cloud.entra.new_identity("not-a-contributor")
-    backoff = Backoff(first_delay=0.01, max_delay=0.02, give_up_after=0.2)
     with pytest.raises(MissingRole, match="Website Contributor") as failure:
-        cloud.provider(stranger, backoff=backoff).create(cloud.inputs(package))
+        cloud.provider(stranger).create(cloud.inputs(package))
+    assert cloud.now <= QUICK_BACKOFF.give_up_after
     assert APP in str(failure.value) and "HTTP 403" in str(failure.value)
     assert cloud.polls() == []
 
@@ -312,11 +324,10 @@ def test_a_deployment_that_never_finishes_times_out(
     cloud: Cloud, package: tuple[Path, str]
 ) -> None:
     cloud.script.never_finishes = True
-    timeouts = OneDeployTimeouts(connect=2, upload=5, request=2, poll_interval=0.02, deployment=0.3)
-    started = time.monotonic()
-    with pytest.raises(OneDeployError, match=r"did not finish within 0.3s.*status 2 Deploying"):
-        cloud.provider(timeouts=timeouts, sleep=time.sleep).create(cloud.inputs(package))
-    assert time.monotonic() - started < 3
+    timeouts = OneDeployTimeouts(connect=2, upload=5, request=2, deployment=30)
+    with pytest.raises(OneDeployError, match=r"did not finish within 30s.*status 2 Deploying"):
+        cloud.provider(timeouts=timeouts).create(cloud.inputs(package))
+    assert len(cloud.polls()) == 31 and cloud.now == 30
 
 
 def test_a_package_changed_after_hashing_is_not_deployed(
@@ -476,3 +487,13 @@ def test_the_mocked_program_prints_no_warning(capfd: pytest.CaptureFixture) -> N
     assert [str(w.message) for w in caught] == []
     captured = capfd.readouterr()
     assert "warning" not in (captured.err + captured.out).lower()
+
+
+def test_answers_are_read_up_to_a_bound() -> None:
+    response = requests.Response()
+    response.status_code = 200
+    response.raw = urllib3.HTTPResponse(
+        body=io.BytesIO(b'"' + b"x" * (4 << 20)), preload_content=False
+    )
+    text = _text(response)
+    assert len(text) == 1 << 20  # 1 MiB of a 4 MiB answer; json.loads of it then fails
