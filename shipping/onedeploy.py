@@ -44,22 +44,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pulumi
 import pulumi.dynamic
 import requests
-from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.credentials import TokenCredential
 from pulumi.runtime import rpc
 
 from shipping.build import file_sha256
+from shipping.deployment_reads import (
+    BearerToken,
+    Reader,
+    excerpt,
+    read_text,
+    retry_after,
+)
 from shipping.identity import EntraIdentityProvider
 from shipping.retry import Backoff, retry
 
-ARM_SCOPE = "https://management.azure.com/.default"
 ARM_ENDPOINT = "https://management.azure.com"
-WEB_API_VERSION = "2024-04-01"
-"""Microsoft.Web API version of the functions listing (WebApps_ListFunctions)."""
 WEBSITE_CONTRIBUTOR_ROLE_ID = "de139f84-1756-47ae-9be6-808fbbe84772"
 """Built-in "Website Contributor": enough to publish to the app's SCM site and list functions."""
 
@@ -70,12 +73,6 @@ _FINAL_FAILURES = {-1: "cancelled", STATUS_FAILED: "failed", 5: "conflict", 6: "
 _AUTH_REFUSALS = (401, 403)
 # 409: another deployment is running; 429/5xx: the SCM site is busy or restarting.
 _TRANSIENT = (409, 429, 500, 502, 503, 504)
-_TOKEN_REFRESH_MARGIN = 300  # seconds before expiry at which a cached token is renewed
-_MAX_LOG_LINES = 30
-_MAX_LOG_ENTRIES = 200
-_MAX_ANSWER_BYTES = 1 << 20  # a deployment record, a log page, a functions page
-_MAX_FUNCTION_PAGES = 10
-_MAX_RETRY_AFTER = 10.0
 # The first-deploy failure: Flex could not write the package with the app's identity yet.
 _STORAGE_FORBIDDEN = re.compile(r"\bforbidden\b|\b403\b", re.IGNORECASE)
 
@@ -145,21 +142,8 @@ class _ScmError(Exception):
     """An HTTP answer from the SCM site that a retry may cure."""
 
     def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"HTTP {status}: {_excerpt(body)}")
+        super().__init__(f"HTTP {status}: {excerpt(body)}")
         self.status = status
-
-
-class _BearerToken:
-    """An ARM token fetched on first use and renewed shortly before it expires."""
-
-    def __init__(self, credential: TokenCredential) -> None:
-        self._credential = credential
-        self._token: AccessToken | None = None
-
-    def headers(self) -> dict[str, str]:
-        if self._token is None or self._token.expires_on - time.time() < _TOKEN_REFRESH_MARGIN:
-            self._token = self._credential.get_token(ARM_SCOPE)
-        return {"Authorization": f"Bearer {self._token.token}"}
 
 
 class OneDeployProvider(EntraIdentityProvider):
@@ -270,11 +254,12 @@ class OneDeployProvider(EntraIdentityProvider):
                 f"{props['package_sha256']}); run the deployment again"
             )
         with self.signed_in() as credential, requests.Session() as session:
-            token = _BearerToken(credential)
+            token = BearerToken(credential)
+            reader = Reader(session, token, (self.timeouts.connect, self.timeouts.request))
 
             def publish_and_wait() -> _Deployment:
                 deployment_id = self._publish(session, token, props, package)
-                return self._wait(session, token, props, deployment_id)
+                return self._wait(reader, props, deployment_id)
 
             deployment = retry(
                 publish_and_wait,
@@ -290,7 +275,7 @@ class OneDeployProvider(EntraIdentityProvider):
                 sleep=self.sleep,
                 clock=self.clock,
             )
-            self._confirm_functions(session, token, props, deployment)
+            self._confirm_functions(reader, props, deployment)
         return {
             "resource_group": props["resource_group"],
             "app_name": props["app_name"],
@@ -305,7 +290,7 @@ class OneDeployProvider(EntraIdentityProvider):
     def _publish(
         self,
         session: requests.Session,
-        token: _BearerToken,
+        token: BearerToken,
         props: Mapping[str, Any],
         package: Path,
     ) -> str:
@@ -328,20 +313,20 @@ class OneDeployProvider(EntraIdentityProvider):
                     stream=True,
                 ) as response,
             ):
-                text = _text(response)
+                text = read_text(response)
             if response.status_code in _AUTH_REFUSALS or response.status_code in _TRANSIENT:
                 raise _ScmError(response.status_code, text)
             if not response.ok:
                 raise OneDeployError(
                     f"One Deploy to {props['app_name']} was refused: "
-                    f"HTTP {response.status_code}: {_excerpt(text)}"
+                    f"HTTP {response.status_code}: {excerpt(text)}"
                 )
             deployment_id = _deployment_id(text)
             if not deployment_id:
                 # Without the id there is nothing to follow (azd: "missing deployment id").
                 raise OneDeployError(
                     f"{url} accepted the package (HTTP {response.status_code}) but answered no "
-                    f"deployment id: {_excerpt(text)}"
+                    f"deployment id: {excerpt(text)}"
                 )
             return deployment_id
 
@@ -369,13 +354,7 @@ class OneDeployProvider(EntraIdentityProvider):
             clock=self.clock,
         )
 
-    def _wait(
-        self,
-        session: requests.Session,
-        token: _BearerToken,
-        props: Mapping[str, Any],
-        deployment_id: str,
-    ) -> _Deployment:
+    def _wait(self, reader: Reader, props: Mapping[str, Any], deployment_id: str) -> _Deployment:
         """Poll /api/deployments/{id} until final or recycled; raise on a failed deployment."""
         base = f"https://{props['scm_host']}"
         url = f"{base}/api/deployments/{deployment_id}"
@@ -385,14 +364,8 @@ class OneDeployProvider(EntraIdentityProvider):
         while True:
             delay = self.timeouts.poll_interval
             try:
-                with session.get(
-                    url,
-                    headers={**token.headers(), "Accept": "application/json"},
-                    timeout=(self.timeouts.connect, self.timeouts.request),
-                    stream=True,
-                ) as response:
-                    text = _text(response)
-                delay = _retry_after(response, delay)
+                response, text = reader.get(url)
+                delay = retry_after(response, delay)
                 if response.status_code == 404:
                     if record is not None:
                         # The worker was recycled and took the record with it (azd).
@@ -415,13 +388,13 @@ class OneDeployProvider(EntraIdentityProvider):
                     if status == STATUS_SUCCESS:
                         return _Deployment(deployment_id, record=record)
                     if status in _FINAL_FAILURES:
-                        raise self._failure(session, token, base, props, record, status)
+                        raise self._failure(reader, base, props, record, status)
                 else:
                     # 5xx while the site restarts, 429, a refusal while roles flap: the
                     # deadline bounds it.
-                    last_seen = f"HTTP {response.status_code}: {_excerpt(text)}"
+                    last_seen = f"HTTP {response.status_code}: {excerpt(text)}"
             except (requests.RequestException, ValueError) as error:
-                last_seen = f"{type(error).__name__}: {_excerpt(str(error))}"
+                last_seen = f"{type(error).__name__}: {excerpt(str(error))}"
             if self.clock() >= deadline:
                 raise OneDeployError(
                     f"One Deploy of {props['app_name']} did not finish within "
@@ -431,33 +404,34 @@ class OneDeployProvider(EntraIdentityProvider):
 
     def _failure(
         self,
-        session: requests.Session,
-        token: _BearerToken,
+        reader: Reader,
         base: str,
         props: Mapping[str, Any],
         record: Mapping[str, Any],
         status: int,
     ) -> DeploymentFailed:
-        lines = self._log_lines(session, token, base, record)
+        lines = reader.log_lines(base, record)
         status_text = str(record.get("status_text") or "no status text")
         forbidden = status == STATUS_FAILED and any(
             _STORAGE_FORBIDDEN.search(text) for text in (status_text, *lines)
         )
         return DeploymentFailed(
             f"One Deploy of {props['app_name']} {_FINAL_FAILURES[status]} "
-            f"(status {status}: {_excerpt(status_text)}). Deployment log, last lines:\n"
+            f"(status {status}: {excerpt(status_text)}). Deployment log, last lines:\n"
             + "\n".join(f"  {line}" for line in lines),
             storage_forbidden=forbidden,
         )
 
     def _confirm_functions(
-        self,
-        session: requests.Session,
-        token: _BearerToken,
-        props: Mapping[str, Any],
-        deployment: _Deployment,
+        self, reader: Reader, props: Mapping[str, Any], deployment: _Deployment
     ) -> None:
-        """Wait until ARM lists every expected function of the app; raise if it never does."""
+        """Wait until ARM lists every expected function of the app; raise if it never does.
+
+        After a recycled worker this is the only evidence left. It proves the app serves every
+        expected function, not which package it runs: a redeploy that failed unseen behind a
+        recycle, to an app already serving the same functions, passes. azd, in the same spot,
+        takes the last status it saw for the outcome.
+        """
         expected = sorted(props["functions"])
         url = f"{self.arm_endpoint}{props['app_id']}/functions"
         deadline = self.clock() + self.timeouts.functions
@@ -465,12 +439,12 @@ class OneDeployProvider(EntraIdentityProvider):
         last_error = ""
         while True:
             try:
-                listed = self._list_functions(session, token, url)
+                listed = reader.functions(url, self.arm_endpoint)
                 last_error = ""
                 if set(expected) <= listed:
                     return
             except (requests.RequestException, ValueError) as error:
-                last_error = f" (last ARM answer: {_excerpt(str(error))})"
+                last_error = f" (last ARM answer: {excerpt(str(error))})"
             if self.clock() >= deadline:
                 break
             self.sleep(self.timeouts.functions_interval)
@@ -483,7 +457,7 @@ class OneDeployProvider(EntraIdentityProvider):
             lines: list[str] = []
         else:
             outcome = f"Deployment {deployment.id} reported success (status 4)."
-            lines = self._log_lines(session, token, base, deployment.record)
+            lines = reader.log_lines(base, deployment.record)
         raise FunctionsNotIndexed(
             f"{outcome} After {self.timeouts.functions:g}s ARM lists "
             f"{sorted(listed) or 'no functions'} for {props['app_name']}, expected "
@@ -499,116 +473,10 @@ class OneDeployProvider(EntraIdentityProvider):
             )
         )
 
-    def _list_functions(self, session: requests.Session, token: _BearerToken, url: str) -> set[str]:
-        """Names and HTTP routes of the app's functions as ARM lists them (all pages, bounded).
-
-        The Python v2 model names a function after its Python function unless told otherwise,
-        and its route is what clients call, so either identifies it; ARM gives the name as
-        `{app}/{function}` and the route in `properties.invoke_url_template`.
-        """
-        found: set[str] = set()
-        next_url: str | None = url
-        params: dict[str, str] | None = {"api-version": WEB_API_VERSION}
-        for _page in range(_MAX_FUNCTION_PAGES):
-            if next_url is None:
-                break
-            with session.get(
-                next_url,
-                params=params,
-                headers={**token.headers(), "Accept": "application/json"},
-                timeout=(self.timeouts.connect, self.timeouts.request),
-                stream=True,
-            ) as response:
-                text = _text(response)
-            if response.status_code != 200:
-                raise ValueError(f"HTTP {response.status_code}: {_excerpt(text)}")
-            page = json.loads(text)
-            for envelope in page.get("value") or ():
-                if not isinstance(envelope, dict):
-                    continue
-                found.add(str(envelope.get("name") or "").rsplit("/", 1)[-1])
-                properties = envelope.get("properties") or {}
-                template = properties.get("invoke_url_template") or ""
-                path = urlsplit(template).path if isinstance(template, str) else ""
-                if path.startswith("/api/"):
-                    found.add(path.removeprefix("/api/"))
-            link = page.get("nextLink")
-            # Only ARM itself gets the token again.
-            next_url = link if _same_site(link, self.arm_endpoint) else None
-            params = None  # nextLink carries its own query
-        found.discard("")
-        return found
-
-    def _log_lines(
-        self,
-        session: requests.Session,
-        token: _BearerToken,
-        base: str,
-        deployment: Mapping[str, Any],
-    ) -> list[str]:
-        """The deployment log's last lines, with their details; best effort, bounded."""
-        log_url = deployment.get("log_url")
-        if not _same_site(log_url, base):
-            log_url = f"{base}/api/deployments/{deployment.get('id')}/log"
-        lines: list[str] = []
-        try:
-            for entry in self._get_list(session, token, log_url)[-_MAX_LOG_LINES:]:
-                lines.append(_log_line(entry))
-                details_url = entry.get("details_url")
-                if _same_site(details_url, base):
-                    lines.extend(
-                        "  " + _log_line(detail)
-                        for detail in self._get_list(session, token, details_url)
-                    )
-        except (requests.RequestException, ValueError) as error:
-            lines.append(
-                f"(could not read the deployment log at {log_url}: {_excerpt(str(error))})"
-            )
-        if len(lines) > _MAX_LOG_LINES:
-            lines = ["...", *lines[-_MAX_LOG_LINES:]]
-        return lines or ["(the deployment log is empty)"]
-
-    def _get_list(
-        self, session: requests.Session, token: _BearerToken, url: str
-    ) -> list[dict[str, Any]]:
-        with session.get(
-            url,
-            headers={**token.headers(), "Accept": "application/json"},
-            timeout=(self.timeouts.connect, self.timeouts.request),
-            stream=True,
-        ) as response:
-            text = _text(response)
-        if response.status_code != 200:
-            raise ValueError(f"HTTP {response.status_code}: {_excerpt(text)}")
-        entries = json.loads(text)
-        if not isinstance(entries, list):
-            raise ValueError("the log is not a JSON list")
-        return [entry for entry in entries[-_MAX_LOG_ENTRIES:] if isinstance(entry, dict)]
-
 
 def _known(value: Any) -> bool:
     """False for a value Pulumi does not know yet (a preview before the app exists)."""
     return value is not None and value != rpc.UNKNOWN
-
-
-def _text(response: requests.Response, limit: int = _MAX_ANSWER_BYTES) -> str:
-    """The answer's body, read up to `limit` bytes (a longer one is cut, and then fails JSON)."""
-    body = response.raw.read(limit + 1, decode_content=True) or b""
-    return body[:limit].decode(response.encoding or "utf-8", errors="replace")
-
-
-def _retry_after(response: requests.Response, default: float) -> float:
-    """The server's `Retry-After` in seconds (azd honours it), capped; else `default`."""
-    try:
-        seconds = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return default
-    return min(max(seconds, default), _MAX_RETRY_AFTER)
-
-
-def _excerpt(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _deployment_id(body: str) -> str:
@@ -620,15 +488,6 @@ def _deployment_id(body: str) -> str:
     value = value.strip() if isinstance(value, str) else ""
     # It becomes a URL path segment: nothing that could leave /api/deployments/.
     return value if re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value) else ""
-
-
-def _same_site(url: Any, base: str) -> bool:
-    """Only URLs on the same site get the bearer token."""
-    return isinstance(url, str) and url.startswith(base + "/")
-
-
-def _log_line(entry: Mapping[str, Any]) -> str:
-    return _excerpt(f"{entry.get('log_time') or ''} {entry.get('message') or ''}".strip())
 
 
 def scm_host(host_name_ssl_states: Sequence[Any]) -> str:

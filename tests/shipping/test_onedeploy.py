@@ -39,15 +39,14 @@ from localcloud.certs import TlsFiles
 from localcloud.entra import FakeEntra, Identity
 from localcloud.mocked_program import run_program
 from localcloud.scm import OUR_FUNCTIONS, STORAGE_FORBIDDEN_LOG, FakeScm, ScmScript
+from shipping.deployment_reads import ARM_SCOPE, read_text
 from shipping.onedeploy import (
-    ARM_SCOPE,
     DeploymentFailed,
     FunctionsNotIndexed,
     MissingRole,
     OneDeployError,
     OneDeployProvider,
     OneDeployTimeouts,
-    _text,
     scm_host,
 )
 from shipping.retry import Backoff
@@ -495,5 +494,5 @@ def test_answers_are_read_up_to_a_bound() -> None:
     response.raw = urllib3.HTTPResponse(
         body=io.BytesIO(b'"' + b"x" * (4 << 20)), preload_content=False
     )
-    text = _text(response)
+    text = read_text(response)
     assert len(text) == 1 << 20  # 1 MiB of a 4 MiB answer; json.loads of it then fails
