@@ -74,7 +74,7 @@ _AUTH_REFUSALS = (401, 403)
 # 409: another deployment is running; 429/5xx: the SCM site is busy or restarting.
 _TRANSIENT = (409, 429, 500, 502, 503, 504)
 # The first-deploy failure: Flex could not write the package with the app's identity yet.
-_STORAGE_FORBIDDEN = re.compile(r"\bforbidden\b|\b403\b", re.IGNORECASE)
+_STORAGE_FORBIDDEN = re.compile(r"\bforbidden\b|(?<![\w-])403(?![\w-])", re.IGNORECASE)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?$")
