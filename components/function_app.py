@@ -13,6 +13,9 @@ from components.azure_roles import AzureRole, assign_role
 from shipping.build import BuiltPackage
 from shipping.onedeploy import FlexDeployment, FlexDeploymentArgs, scm_host
 
+FUNCTION_ROUTES = ("list", "read", "whoami")
+"""The HTTP routes of `function_src/function_app.py`, checked after each deployment."""
+
 IdentityKind = Literal["SystemAssigned", "UserAssigned"]
 
 
@@ -216,7 +219,11 @@ class FlexFunctionApp(pulumi.ComponentResource):
                 FlexDeploymentArgs(
                     resource_group=args.resource_group_name,
                     app_name=app.name,
+                    app_id=app.id,
                     scm_host=self.scm_host_name,
+                    # The HTTP routes function_src/function_app.py serves; the deployment is
+                    # confirmed only once ARM lists all of them.
+                    functions=FUNCTION_ROUTES,
                     package_path=str(args.package.path),
                     package_sha256=args.package.sha256,
                 ),
