@@ -43,6 +43,9 @@ AUDIT_RETENTION_DAYS = (30, 730)
 ALWAYS_READY_INSTANCES = (0, 20)
 AUDIENCE_TENANT = "tenant"
 AUDIENCE_APP_ID = "appId"
+# Who may run `pulumi up`: a person, or a CI service principal / managed identity. ARM's
+# principalType values for them (Microsoft.Authorization/roleAssignments).
+DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
 
 
 class SettingsError(ValueError):
@@ -93,6 +96,9 @@ class Settings:
     """`crosscloud:auditRetentionDays`: days the workspace and the S3 access-log bucket keep."""
     always_ready_instances: int = 0
     """`crosscloud:alwaysReadyInstances`: Flex always-ready instances of each app's HTTP group."""
+    deployer_principal_type: str | None = None
+    """`crosscloud:deployerPrincipalType`: `User` or `ServicePrincipal`, the principal type of
+    whoever runs `pulumi up`; unset looks it up in Entra ID (components/deployer.py)."""
 
 
 def _key(name: str) -> str:
@@ -241,6 +247,7 @@ ALLOWED_KEYS = (
     "tags",
     "auditRetentionDays",
     "alwaysReadyInstances",
+    "deployerPrincipalType",
 )
 
 
@@ -331,6 +338,16 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
                 else "a whole number from 0 to 20 (each instance is billed while idle)"
             ),
         ),
+        deployer_principal_type=parser.string(
+            "deployerPrincipalType",
+            "",
+            lambda v: (
+                None
+                if v in DEPLOYER_PRINCIPAL_TYPES
+                else "one of " + ", ".join(DEPLOYER_PRINCIPAL_TYPES) + " (case-sensitive)"
+            ),
+        )
+        or None,
     )
     if parser.problems:
         raise SettingsError(

@@ -13,6 +13,8 @@ from pulumi_policy import Policy
 from . import (
     app_insights_connection_string,
     app_insights_entra_ingestion,
+    flex_no_ftp_policy,
+    flex_site_config,
     function_app_transport,
     monitoring_local_auth,
     no_key_based_storage_access,
@@ -35,6 +37,8 @@ POLICIES: list[Policy] = [
         web_identity_trust,
         web_identity_role_least_privilege,
         function_app_transport,
+        flex_site_config,
+        flex_no_ftp_policy,
         no_long_lived_credentials,
         monitoring_local_auth,
         app_insights_entra_ingestion,

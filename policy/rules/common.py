@@ -114,6 +114,12 @@ def is_function_app(props: Props) -> bool:
     return isinstance(kind, str) and "functionapp" in {k.strip() for k in kind.lower().split(",")}
 
 
+def is_flex_app(props: Props) -> bool:
+    """A function app with `functionAppConfig`: that block exists for Flex Consumption only
+    (deployment storage, runtime and scale live there), and Flex requires it."""
+    return is_function_app(props) and isinstance(props.get("functionAppConfig"), Mapping)
+
+
 # --- IAM documents ------------------------------------------------------------------------------
 
 

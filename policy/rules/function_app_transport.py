@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from .common import WEB_APP, Props, is_function_app, resource_policy
+from .common import WEB_APP, Props, is_flex_app, is_function_app, resource_policy
 
 MIN_TLS = (1, 2)
 
@@ -21,7 +21,11 @@ def _tls_version(value: Any) -> tuple[int, ...] | None:
 
 
 def check_function_app_transport(resource_type: str, props: Props) -> list[str]:
-    """Function apps: HTTPS only, TLS 1.2+ (site and SCM), FTP(S) disabled."""
+    """Function apps: HTTPS only, TLS 1.2+ (site and SCM), FTP(S) disabled where FTP exists.
+
+    Flex Consumption has no FTP and refuses `ftpsState` itself (flex_site_config.py forbids it
+    there); every other plan has an FTP endpoint that `ftpsState: Disabled` closes.
+    """
     if resource_type != WEB_APP or not is_function_app(props):
         return []
     problems: list[str] = []
@@ -39,16 +43,18 @@ def check_function_app_transport(resource_type: str, props: Props) -> list[str]:
         scm_version = _tls_version(scm_tls)
         if scm_version is None or scm_version < MIN_TLS:
             problems.append(f"siteConfig.scmMinTlsVersion must be 1.2 or 1.3, not {scm_tls!r}")
-    if site_config.get("ftpsState") != "Disabled":
+    if not is_flex_app(props) and site_config.get("ftpsState") != "Disabled":
         problems.append(
-            f"siteConfig.ftpsState must be Disabled, not {site_config.get('ftpsState')!r}"
+            f"siteConfig.ftpsState must be Disabled, not {site_config.get('ftpsState')!r} "
+            "(outside Flex Consumption, which has no FTP)"
         )
     return problems
 
 
 POLICY = resource_policy(
     "function-app-https-tls12-no-ftp",
-    "Function apps are HTTPS only, require TLS 1.2 or later and have FTP(S) disabled.",
+    "Function apps are HTTPS only, require TLS 1.2 or later and, outside Flex Consumption "
+    "(which has no FTP), have FTP(S) disabled.",
     check_function_app_transport,
     Severity.HIGH,
 )

@@ -31,6 +31,30 @@ FUNCTION_APP = {
         "ftpsState": "Disabled",
     },
 }
+# A Flex Consumption app as the program sends it: functionAppConfig, and a siteConfig without
+# anything Flex refuses (components/function_app.py).
+FLEX_APP = {
+    "name": "crosscloud-dev-sami-19cdf400",
+    "kind": "functionapp,linux",
+    "httpsOnly": True,
+    "functionAppConfig": {
+        "deployment": {
+            "storage": {
+                "type": "blobContainer",
+                "value": "https://crosscloudhost19cdf400.blob.core.windows.net/deploy-sami",
+                "authentication": {"type": "SystemAssignedIdentity"},
+            }
+        },
+        "runtime": {"name": "python", "version": "3.12"},
+        "scaleAndConcurrency": {"instanceMemoryMB": 2048, "maximumInstanceCount": 40},
+    },
+    "siteConfig": {
+        "appSettings": IDENTITY_SETTINGS,
+        "minTlsVersion": "1.2",
+        "scmMinTlsVersion": "1.2",
+        "http20Enabled": True,
+    },
+}
 ALL_BLOCKED = dict.fromkeys(PUBLIC_ACCESS_FLAGS, True)
 
 
@@ -39,8 +63,13 @@ def messages(resource: Resource) -> list[str]:
 
 
 def function_app(**site_config: Any) -> dict[str, Any]:
-    """FUNCTION_APP with some site config properties changed."""
+    """FUNCTION_APP (a function app outside Flex) with some site config properties changed."""
     return {**FUNCTION_APP, "siteConfig": {**FUNCTION_APP["siteConfig"], **site_config}}
+
+
+def flex_app(**site_config: Any) -> dict[str, Any]:
+    """FLEX_APP with some site config properties changed."""
+    return {**FLEX_APP, "siteConfig": {**FLEX_APP["siteConfig"], **site_config}}
 
 
 def web_app(props: dict[str, Any]) -> Resource:

@@ -14,6 +14,7 @@ import pytest
 
 from localcloud.mocked_program import ProgramRun, run_program
 from policy.rules import common
+from policy.rules.flex_site_config import FLEX_REFUSED_SITE_PROPERTIES
 from policy.tests.engine import Resource, evaluate, policies_violated
 
 Props = dict[str, Any]
@@ -76,6 +77,18 @@ def test_the_rules_see_the_resources_they_guard(default_program: Resources) -> N
     assert types & common.BUCKET_TYPES
     roles = [r for r in default_program if r.type == common.IAM_ROLE]
     assert any(common.trusts_web_identity(r.props["assumeRolePolicy"]) for r in roles)
+    # The Flex rules apply to every app of the program.
+    apps = [r for r in default_program if r.type == common.WEB_APP]
+    assert apps and all(common.is_flex_app(r.props) for r in apps)
+
+
+def test_the_program_sets_no_refused_site_property_and_no_ftp_policy(
+    default_program: Resources, extended_program: Resources
+) -> None:
+    for program in (default_program, extended_program):
+        for app in (r for r in program if r.type == common.WEB_APP):
+            assert not set(app.props["siteConfig"]) & set(FLEX_REFUSED_SITE_PROPERTIES)
+        assert not [r for r in program if r.type == common.WEB_APP_FTP_ALLOWED]
 
 
 # --- broken variants ----------------------------------------------------------------------------
@@ -183,10 +196,21 @@ BROKEN_CHANGES: dict[str, tuple[str, Change, str]] = {
         site_config(minTlsVersion="1.0"),
         "function-app-https-tls12-no-ftp",
     ),
-    "ftp-allowed": (
+    # Flex refuses the key whatever its value (Azure/azure-cli#31414).
+    "flex-ftps-state": (
         common.WEB_APP,
-        site_config(ftpsState="AllAllowed"),
-        "function-app-https-tls12-no-ftp",
+        site_config(ftpsState="Disabled"),
+        "flex-app-site-config-supported",
+    ),
+    "flex-linux-fx-version": (
+        common.WEB_APP,
+        site_config(linuxFxVersion="Python|3.12"),
+        "flex-app-site-config-supported",
+    ),
+    "flex-net-framework-version": (
+        common.WEB_APP,
+        site_config(netFrameworkVersion="v4.6"),
+        "flex-app-site-config-supported",
     ),
     "host-storage-by-key": (
         common.WEB_APP,
@@ -247,6 +271,15 @@ BROKEN_ADDITIONS: dict[str, tuple[Callable[[Resources], list[Resource]], str]] =
             _added("aws:iam/accessKey:AccessKey", {"user": "ci"}, "ci-key"),
         ],
         "no-long-lived-credentials",
+    ),
+    "ftp-policy-on-flex-app": (
+        lambda rs: [
+            _added(
+                common.WEB_APP_FTP_ALLOWED,
+                {"name": next(r.props["name"] for r in rs if r.type == common.WEB_APP)},
+            )
+        ],
+        "flex-app-no-ftp-policy",
     ),
     "app-client-secret": (
         lambda rs: [

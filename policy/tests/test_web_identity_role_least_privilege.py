@@ -54,7 +54,7 @@ def role_policy(policy: str, *, of: Resource = WEB_ROLE, by_dependency: bool = T
 @pytest.mark.parametrize("key_prefix", ["", "reports/"])
 @pytest.mark.parametrize("by_dependency", [True, False], ids=["dependency", "value"])
 def test_project_read_policy_passes(key_prefix: str, by_dependency: bool) -> None:
-    policy = json.dumps(trust.s3_read_policy(BUCKET, key_prefix))
+    policy = json.dumps(trust.s3_read_policy(BUCKET, key_prefix, partition="aws"))
     assert evaluate([WEB_ROLE, role_policy(policy, by_dependency=by_dependency)]) == []
 
 
@@ -130,7 +130,7 @@ def managed(policy: str) -> Resource:
 
 
 def test_attached_policy_defined_in_the_stack_is_checked() -> None:
-    good = managed(json.dumps(trust.s3_read_policy(BUCKET)))
+    good = managed(json.dumps(trust.s3_read_policy(BUCKET, partition="aws")))
     bad = managed(document(statement("s3:*", "*")))
     assert evaluate([WEB_ROLE, good, attachment(good.props["arn"])]) == []
     linked = attachment(UNKNOWN_STRING_VALUE, policyArn=[bad.urn])
