@@ -16,12 +16,6 @@ import pytest
 from localcloud.mocked_program import MockCloud, run_program
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shipping/onedeploy.py reads `hostType` from the SDK's HostNameSslStateResponse by key "
-    "(\"Key 'hostType' not found\" on every run); branch i9-deploy fixes it. Remove this "
-    "marker when both branches are merged: strict, so the merge fails until it is removed.",
-)
 @pytest.mark.parametrize(
     ("config", "cloud"),
     [
