@@ -16,6 +16,7 @@ from typing import Any
 from components.settings import (
     _AWS_REGION,
     _DISPLAY_NAME,
+    _GUID,
     AUDIENCE_TENANT,
     AudienceChoice,
     SettingsError,
@@ -61,9 +62,12 @@ class FoundationSettings:
     means the one account the deployer's ambient AWS credentials belong to."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """`crosscloud:tags`: default tags of the AWS providers (Entra applications take none)."""
+    app_role_id: str | None = None
+    """`crosscloud:appRoleId`: keep this id for `AssumeAWSRole` (the app role of an app moved in
+    from a standalone stack, whose assignments name it); unset derives a stable one."""
 
 
-ALLOWED_KEYS = ("audience", "appDisplayName", "awsRegion", "awsAccounts", "tags")
+ALLOWED_KEYS = ("audience", "appDisplayName", "awsRegion", "awsAccounts", "tags", "appRoleId")
 
 
 def _accounts(parser: _Parser) -> tuple[AwsAccount, ...]:
@@ -126,6 +130,10 @@ def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
         ),
         aws_accounts=_accounts(parser),
         tags=_tags(parser),
+        app_role_id=parser.string(
+            "appRoleId", "", lambda v: None if _GUID.match(v) else "a lowercase GUID"
+        )
+        or None,
     )
     if parser.problems:
         raise SettingsError(

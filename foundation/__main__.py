@@ -36,7 +36,8 @@ federation = FederationApp(
         display_name=settings.app_display_name,
         tenant_id=client.tenant_id,
         audience=settings.audience,
-        app_role_id=foundation_app_role_id(pulumi.get_project(), pulumi.get_stack()),
+        app_role_id=settings.app_role_id
+        or foundation_app_role_id(pulumi.get_project(), pulumi.get_stack()),
         owner_object_ids=(client.object_id,),
     ),
 )

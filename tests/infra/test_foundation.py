@@ -111,6 +111,14 @@ def test_the_app_role_id_is_stable_per_stack():
     assert run_foundation({"awsAccounts": []}, stack="other").outputs["appRoleId"] != first
 
 
+def test_an_app_role_id_from_config_is_kept():
+    kept = "0f0e0d0c-0b0a-4909-8807-060504030201"
+    run = run_foundation({"awsAccounts": [], "appRoleId": kept})
+    (app,) = run.of_type(APPLICATION)
+    assert [role["id"] for role in app.inputs["appRoles"]] == [kept]
+    assert run.outputs["appRoleId"] == kept
+
+
 def test_no_accounts_means_one_provider_in_the_ambient_account(ambient_run):
     (provider,) = ambient_run.of_type(OIDC_PROVIDER)
     assert provider.state["arn"].split(":")[4] == AWS_ACCOUNT_ID
@@ -159,6 +167,7 @@ ROLE = "arn:aws:iam::111111111111:role/deployer"
         ("appDisplayName", "-x", "starting with a letter or digit"),
         ("awsRegion", "europe", "AWS region"),
         ("tags", '["a"]', "map of tag names"),
+        ("appRoleId", "not-a-guid", "GUID"),
     ],
 )
 def test_each_bad_value_is_refused_naming_the_key(key, value, rule):
