@@ -80,9 +80,9 @@ def _accounts(parser: _Parser) -> tuple[AwsAccount, ...]:
     accounts: list[AwsAccount] = []
     for item in value:
         account_id, role_arn = item.get("accountId"), item.get("roleArn")
-        role = _ROLE_ARN.match(role_arn) if isinstance(role_arn, str) else None
+        role = _ROLE_ARN.fullmatch(role_arn) if isinstance(role_arn, str) else None
         if set(item) - {"accountId", "roleArn"} or not (
-            isinstance(account_id, str) and _ACCOUNT_ID.match(account_id) and role
+            isinstance(account_id, str) and _ACCOUNT_ID.fullmatch(account_id) and role
         ):
             parser.fail(name, item, shape)
             return ()
@@ -131,7 +131,7 @@ def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
         aws_accounts=_accounts(parser),
         tags=_tags(parser),
         app_role_id=parser.string(
-            "appRoleId", "", lambda v: None if _GUID.match(v) else "a lowercase GUID"
+            "appRoleId", "", lambda v: None if _GUID.fullmatch(v) else "a lowercase GUID"
         )
         or None,
     )

@@ -187,7 +187,7 @@ def _audience_choice(value: str) -> AudienceChoice:
 
 
 def _stack_reference(value: str) -> str | None:
-    if not _STACK_REFERENCE.match(value):
+    if not _STACK_REFERENCE.fullmatch(value):
         return (
             "the foundation's fully qualified stack name, <organization>/<project>/<stack> "
             "(letters, digits, '-', '_' and '.')"
@@ -196,7 +196,7 @@ def _stack_reference(value: str) -> str | None:
 
 
 def _oidc_provider_arn(value: str) -> str | None:
-    if not _OIDC_PROVIDER_ARN.match(value):
+    if not _OIDC_PROVIDER_ARN.fullmatch(value):
         return (
             "the ARN of an IAM OIDC provider for an Entra tenant's v1 issuer, "
             "arn:<partition>:iam::<account id>:oidc-provider/sts.windows.net/<tenant id>/"

@@ -291,6 +291,14 @@ def _settle() -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
+    # The failing output's other consumers hold the same error; asyncio would log each as
+    # "Future exception was never retrieved" when collected, though the caller got it raised.
+    loop.set_exception_handler(_drop_raised_run_errors)
+
+
+def _drop_raised_run_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), pulumi.RunError):
+        loop.default_exception_handler(context)
 
 
 def run_program(

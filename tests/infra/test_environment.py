@@ -159,7 +159,9 @@ def test_foundation_owned_keys_next_to_a_foundation_are_refused_naming_both(key,
     assert f"crosscloud:{key} and crosscloud:foundation are both set" in str(error.value)
 
 
-@pytest.mark.parametrize("value", ["shared", "acme/shared", "acme/x/y/z", "acme/x y/shared"])
+@pytest.mark.parametrize(
+    "value", ["shared", "acme/shared", "acme/x/y/z", "acme/x y/shared", "acme/x/shared\n"]
+)
 def test_foundation_must_be_a_fully_qualified_stack_name(value):
     with pytest.raises(SettingsError, match=r"crosscloud:foundation = .*<organization>/<project>"):
         run_program({"foundation": value})
