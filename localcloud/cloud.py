@@ -160,15 +160,20 @@ class _CloudMoto(MotoServer):
                 self._patched = False
 
 
-def sts_front(world: World, jwks_url: str, ca_cert: Path) -> WebIdentityVerifier:
+def sts_front(
+    world: World, jwks_url: str, ca_cert: Path, neighbours: Iterable[World] = ()
+) -> WebIdentityVerifier:
     """What AWS STS checks, configured from the program: its OIDC providers (keys from the fake
-    Entra's JWKS) and its role's trust policy."""
+    Entra's JWKS) and its role's trust policy (and those of neighbouring environments, which
+    share the providers: one per issuer URL in the account)."""
+    worlds = [world, *neighbours]
+    providers = {p.url: p for w in worlds for p in w.oidc_providers}
     return WebIdentityVerifier(
         [
             OidcProvider(url=p.url, arn=p.arn, client_ids=p.client_ids, jwks_url=jwks_url)
-            for p in world.oidc_providers
+            for p in providers.values()
         ],
-        {world.role_arn: world.trust_policy},
+        {w.role_arn: w.trust_policy for w in worlds},
         ssl_context=ssl.create_default_context(cafile=str(ca_cert)),
     )
 
@@ -267,9 +272,30 @@ class FunctionHost:
 class LocalCloud:
     """Context manager: `with LocalCloud(world_from_program()) as cloud: cloud.call(...)`."""
 
-    def __init__(self, world: World, *, extra_apps: Sequence[ExtraApp] = ()) -> None:
+    def __init__(
+        self,
+        world: World,
+        *,
+        extra_apps: Sequence[ExtraApp] = (),
+        neighbours: Mapping[str, World] | None = None,
+    ) -> None:
+        """`neighbours`: other environment stacks on the same foundation as `world` (same
+        tenant, audience and OIDC provider), by environment name. Their apps run as
+        `{name}-{kind}`, their roles and buckets sit beside this world's in the one local AWS
+        account, and the one Azurite account stands in for each environment's data account."""
         self.world = world
-        self.plans = _plans(world, extra_apps)
+        self.neighbours = dict(neighbours or {})
+        for name, other in self.neighbours.items():
+            if (other.tenant_id, other.audience, other.container) != (
+                world.tenant_id,
+                world.audience,
+                world.container,
+            ):
+                raise ValueError(
+                    f"environment {name} does not share this world's tenant, audience and "
+                    "container: it is not on the same foundation"
+                )
+        self.plans = _plans(world, extra_apps, self.neighbours)
         self._stack = ExitStack()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TlsFiles
@@ -310,19 +336,21 @@ class LocalCloud:
             world.audience,
             world.federation_display_name,
             app_role=world.app_role,
-            assigned=world.assigned | self._assigned_by_hand(),
+            assigned=frozenset().union(*(w.assigned for w in self._worlds()))
+            | self._assigned_by_hand(),
             assignment_required=world.assignment_required,
         )
         deployer = _identity(OPERATOR, world.deployer)
         self.operator = entra.add_host(OPERATOR, system_identity=deployer)
-        self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert)
+        self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert, self.neighbours.values())
         self.aws = _CloudMoto(tls, region=world.region, sts_guard=self.verifier)
         azurite = self.azurite = Azurite(tls)
         self.gate = BlobGate(
             azurite.blob_endpoint,
             tls,
             jwks=entra.jwks(),
-            readers=set(world.blob_readers | self._readers_by_hand()),
+            readers=set().union(*(w.blob_readers for w in self._worlds()))
+            | self._readers_by_hand(),
             contributors=set(world.blob_writers),
         )
         for plan in self.plans:
@@ -377,6 +405,9 @@ class LocalCloud:
         self.stop()
 
     # ---- set-up --------------------------------------------------------------------------------
+
+    def _worlds(self) -> list[World]:
+        return [self.world, *self.neighbours.values()]
 
     def _assigned_by_hand(self) -> frozenset[str]:
         return frozenset(
@@ -448,36 +479,40 @@ class LocalCloud:
             "AWS_SECRET_ACCESS_KEY": operator["SecretAccessKey"],
         }
 
-        for provider in world.oidc_providers:
+        # Environments on one foundation share its provider: IAM holds one per URL.
+        providers = {p.arn: p for w in self._worlds() for p in w.oidc_providers}
+        for provider in providers.values():
             arn = iam.create_open_id_connect_provider(
                 Url=provider.url, ClientIDList=list(provider.client_ids), ThumbprintList=[]
             )["OpenIDConnectProviderArn"]
             _same("OIDC provider ARN", arn, provider.arn)
-        role = iam.create_role(
-            RoleName=world.role_name,
-            AssumeRolePolicyDocument=world.trust_policy,
-            MaxSessionDuration=world.role_max_session_seconds,
-        )["Role"]
-        _same("role ARN", role["Arn"], world.role_arn)
-        iam.put_role_policy(
-            RoleName=world.role_name,
-            PolicyName=world.read_policy_name,
-            PolicyDocument=world.read_policy,
-        )
+        for each in self._worlds():
+            role = iam.create_role(
+                RoleName=each.role_name,
+                AssumeRolePolicyDocument=each.trust_policy,
+                MaxSessionDuration=each.role_max_session_seconds,
+            )["Role"]
+            _same("role ARN", role["Arn"], each.role_arn)
+            iam.put_role_policy(
+                RoleName=each.role_name,
+                PolicyName=each.read_policy_name,
+                PolicyDocument=each.read_policy,
+            )
         s3 = aws.client("s3")
         location = (
             {"CreateBucketConfiguration": {"LocationConstraint": world.region}}
             if world.region != "us-east-1"
             else {}
         )
-        for bucket in (world.bucket, OTHER_BUCKET):
+        buckets = {w.bucket: w for w in self._worlds()} | {OTHER_BUCKET: world}
+        for bucket, owner in buckets.items():
             s3.create_bucket(Bucket=bucket, **location)
-            for key_name, path in world.s3_objects.items():
+            for key_name, path in owner.s3_objects.items():
                 s3.put_object(
                     Bucket=bucket,
                     Key=key_name,
                     Body=path.read_bytes(),
-                    ContentType=world.s3_content_types[key_name],
+                    ContentType=owner.s3_content_types[key_name],
                 )
         aws.enable_auth()
 
@@ -581,12 +616,21 @@ class LocalCloud:
 
     def update_trust_policy(self, world: World) -> None:
         """Apply another program run's trust policy, as `pulumi up` would
-        (iam:UpdateAssumeRolePolicy); the STS front enforces it from the next exchange on."""
-        _same("role ARN", world.role_arn, self.world.role_arn)
+        (iam:UpdateAssumeRolePolicy); the STS front enforces it from the next exchange on.
+        `world` is a run of this cloud's stack or of one of its neighbours (same role ARN)."""
+        primary = world
+        neighbour = [name for name, w in self.neighbours.items() if w.role_arn == world.role_arn]
+        if neighbour:
+            self.neighbours[neighbour[0]] = world
+            primary = self.world
+        else:
+            _same("role ARN", world.role_arn, self.world.role_arn)
         self.aws.client("iam").update_assume_role_policy(
             RoleName=world.role_name, PolicyDocument=world.trust_policy
         )
-        self.verifier = sts_front(world, self.entra.jwks_url, self.tls.ca_cert)
+        self.verifier = sts_front(
+            primary, self.entra.jwks_url, self.tls.ca_cert, self.neighbours.values()
+        )
         self.aws.sts_guard = self.verifier
 
     def listening_ports(self) -> list[int]:
@@ -615,12 +659,20 @@ def leftovers(ports: Iterable[int]) -> list[str]:
     return found
 
 
-def _plans(world: World, extra_apps: Sequence[ExtraApp]) -> list[_AppPlan]:
+def _plans(
+    world: World, extra_apps: Sequence[ExtraApp], neighbours: Mapping[str, World]
+) -> list[_AppPlan]:
     plans = [_AppPlan(kind, app) for kind, app in world.apps.items()]
+    plans += [
+        _AppPlan(f"{env}-{kind}", app)
+        for env, other in neighbours.items()
+        for kind, app in other.apps.items()
+    ]
+    apps = {plan.name: plan.app for plan in plans}
     for extra in extra_apps:
-        if extra.name in world.apps or extra.name == OPERATOR:
+        if extra.name in apps or extra.name == OPERATOR:
             raise ValueError(f"extra app name {extra.name!r} is taken")
-        base = world.apps[extra.copies]
+        base = apps[extra.copies]
         settings = {**base.settings, **extra.settings}
         if extra.new_identity:
             principal_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"localcloud/app/{extra.name}"))
