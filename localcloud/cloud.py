@@ -237,7 +237,7 @@ class FunctionHost:
         self._process = subprocess.Popen(
             # -I -S: no site-packages, PYTHON* variables or script folder on sys.path; the host
             # adds the package's own folders (see localcloud/function_host.py).
-            [sys.executable, "-I", "-S", str(HOST_SCRIPT)],
+            [sys.executable, "-I", "-S", "-B", str(HOST_SCRIPT)],
             cwd=self.app_root,
             env=self.env,
             stdin=subprocess.PIPE,
