@@ -68,6 +68,12 @@ from shipping.build import BuiltPackage, build_package, local_target
 REPO = Path(__file__).resolve().parents[1]
 FUNCTION_SRC = REPO / "function_src"
 HOST_SCRIPT = REPO / "localcloud" / "function_host.py"
+HOST_INTERPRETER = (sys.executable, "-I", "-S", "-B")
+"""How a host's Python starts. -I -S: no site-packages, PYTHON* variables or script folder on
+sys.path, the host adds the package's own folders (see localcloud/function_host.py). -B: Flex
+runs the app from its package mounted read-only, where no bytecode can be cached
+(https://learn.microsoft.com/azure/azure-functions/run-functions-from-deployment-package), so
+every cold start compiles, here too."""
 OTHER_BUCKET = "localcloud-not-granted"
 """A bucket the role's policy does not name, holding the same objects: reading it must fail."""
 OPERATOR = "operator"
@@ -235,9 +241,7 @@ class FunctionHost:
         """Start the process (it imports the app in parallel with whatever the caller does)."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
-            # -I -S: no site-packages, PYTHON* variables or script folder on sys.path; the host
-            # adds the package's own folders (see localcloud/function_host.py).
-            [sys.executable, "-I", "-S", "-B", str(HOST_SCRIPT)],
+            [*HOST_INTERPRETER, str(HOST_SCRIPT)],
             cwd=self.app_root,
             env=self.env,
             stdin=subprocess.PIPE,

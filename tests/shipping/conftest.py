@@ -10,6 +10,21 @@ from pathlib import Path
 import pytest
 
 from localcloud.certs import TlsFiles, make_tls_files
+from localcloud.cloud import local_package, unpack
+from shipping.build import BuiltPackage
+
+
+@pytest.fixture(scope="session")
+def app_package() -> BuiltPackage:
+    """The package the local cloud runs: function_src built for this Python (pip needs PyPI the
+    first time; then cached in .build/ by content hash, shared with the e2e tier)."""
+    return local_package()
+
+
+@pytest.fixture(scope="session")
+def app_root(app_package: BuiltPackage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`app_package` unpacked, as a function host sees it."""
+    return unpack(app_package.path, tmp_path_factory.mktemp("wwwroot"))
 
 
 @pytest.fixture(scope="session")
