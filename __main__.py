@@ -14,6 +14,7 @@ from pulumi_azure_native import authorization, resources
 from components import trust
 from components.aws_access import AwsWebIdentityAccess, AwsWebIdentityAccessArgs
 from components.azure_roles import AzureRole
+from components.deployer import deployer_principal_type
 from components.federation_app import FederationApp, FederationAppArgs
 from components.function_app import FlexFunctionApp, FlexFunctionAppArgs
 from components.naming import Names
@@ -29,6 +30,8 @@ FUNCTION_SOURCE = HERE / "function_src"
 settings = load_settings()
 
 azure = authorization.get_client_config()
+# Before any resource: a deployer whose type cannot be found out stops the run here.
+deployer_type = deployer_principal_type(azure.object_id, settings.deployer_principal_type)
 aws_provider = aws.Provider(
     "aws", region=settings.aws_region, default_tags={"tags": dict(settings.tags)}
 )
@@ -135,7 +138,7 @@ deployer_grant = data_storage.grant(
     "deployer-blob-contributor",
     azure.object_id,
     AzureRole.STORAGE_BLOB_DATA_CONTRIBUTOR,
-    principal_type=None,
+    principal_type=deployer_type,
 )
 data_storage.upload("samples", DATA_CONTAINER, SAMPLE_DATA / "azure", deployer_grant)
 
@@ -148,6 +151,7 @@ aws_access = AwsWebIdentityAccess(
         trusted_principal_ids=list(trusted.values()),
         role_name=settings.aws_role_name,
         bucket_name=bucket_name,
+        partition=aws_partition,
         key_prefix=settings.s3_key_prefix,
         sample_objects={p.name: p for p in sorted((SAMPLE_DATA / "s3").glob("*")) if p.is_file()},
     ),

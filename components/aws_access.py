@@ -28,6 +28,9 @@ class AwsWebIdentityAccessArgs:
     """IAM role name."""
     bucket_name: str
     """S3 bucket name (see naming.py for the rules)."""
+    partition: str
+    """AWS partition (`aws`, `aws-us-gov`, `aws-cn`) from `aws.get_partition()`: every ARN the
+    policies name is built in it."""
     key_prefix: str = ""
     """Limit reads (and listing) to keys under this prefix; empty means the whole bucket."""
     sample_objects: Mapping[str, Path] = field(default_factory=dict)
@@ -65,7 +68,7 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
             opts=child,
         )
 
-        bucket = self._hardened_bucket(name, args.bucket_name)
+        bucket = self._hardened_bucket(name, args.bucket_name, args.partition)
 
         _check_trust_policy_size(args)
 
@@ -86,7 +89,9 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
             opts=child,
         )
         read_policy = bucket.bucket.apply(
-            lambda bucket_name: json.dumps(trust.s3_read_policy(bucket_name, args.key_prefix))
+            lambda bucket_name: json.dumps(
+                trust.s3_read_policy(bucket_name, args.key_prefix, partition=args.partition)
+            )
         )
         aws.iam.RolePolicy(f"{name}-read", role=role.id, policy=read_policy, opts=child)
 
@@ -115,7 +120,7 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
             }
         )
 
-    def _hardened_bucket(self, name: str, bucket_name: str) -> aws.s3.Bucket:
+    def _hardened_bucket(self, name: str, bucket_name: str, partition: str) -> aws.s3.Bucket:
         """Private, owner-enforced, encrypted, versioned, TLS-only bucket."""
         child = pulumi.ResourceOptions(parent=self)
         bucket = aws.s3.Bucket(f"{name}-bucket", bucket=bucket_name, opts=child)
@@ -154,7 +159,9 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
         tls_only = aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket.id,
-            policy=bucket.bucket.apply(lambda b: json.dumps(trust.bucket_tls_only_policy(b))),
+            policy=bucket.bucket.apply(
+                lambda b: json.dumps(trust.bucket_tls_only_policy(b, partition=partition))
+            ),
             # S3 rejects a bucket policy while the public access block is being applied.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )

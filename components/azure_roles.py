@@ -11,6 +11,8 @@ from enum import StrEnum
 import pulumi
 from pulumi_azure_native import authorization
 
+from components.deployer import PrincipalType
+
 
 class AzureRole(StrEnum):
     """Built-in roles by their fixed definition GUID."""
@@ -39,13 +41,14 @@ def assign_role(
     role: AzureRole,
     subscription_id: str,
     parent: pulumi.Resource,
-    principal_type: str | None = "ServicePrincipal",
+    principal_type: PrincipalType = "ServicePrincipal",
 ) -> authorization.RoleAssignment:
     """Role assignment of a built-in role at `scope`.
 
     `principal_type="ServicePrincipal"` lets ARM skip its directory look-up, which otherwise
-    fails with PrincipalNotFound for a managed identity created seconds earlier. Pass None for a
-    principal of unknown type that already exists (the deploying user or CI identity).
+    fails with PrincipalNotFound for a managed identity created seconds earlier. The type is never
+    None: the SDK would send `'User'` instead, and ARM refuses a mismatch with
+    UnmatchedPrincipalType (for the deployer, see components/deployer.py).
     """
     return authorization.RoleAssignment(
         name,

@@ -73,7 +73,12 @@ class FederationApp(pulumi.ComponentResource):
                     enabled=True,
                 )
             ],
-            opts=pulumi.ResourceOptions(parent=self),
+            # The identifier URI is its own ApplicationIdentifierUri resource (below). Its docs
+            # (pulumi_azuread/application_identifier_uri.py): "When using these resources
+            # together, you should use the `ignore_changes` lifecycle meta-argument". Without
+            # it a `pulumi refresh` / `up --refresh` plans `identifierUris: []` for the app and
+            # removes the audience, and every token request for it fails.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["identifierUris"]),
         )
         if args.audience.kind == AUDIENCE_TENANT:
             uri = trust.tenant_audience(args.tenant_id, args.display_name.replace(" ", "-"))

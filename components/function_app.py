@@ -13,6 +13,9 @@ from components.azure_roles import AzureRole, assign_role
 from shipping.build import BuiltPackage
 from shipping.onedeploy import FlexDeployment, FlexDeploymentArgs, scm_host
 
+FUNCTION_ROUTES = ("list", "read", "whoami")
+"""The HTTP routes of `function_src/function_app.py`, checked after each deployment."""
+
 IdentityKind = Literal["SystemAssigned", "UserAssigned"]
 
 
@@ -155,16 +158,21 @@ class FlexFunctionApp(pulumi.ComponentResource):
                 },
             },
             # A plain dict, not web.SiteConfigArgs: SiteConfigArgs fills in
-            # netFrameworkVersion v4.6, which Flex rejects (pulumi-azure-native#4168).
-            # FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and WEBSITE_RUN_FROM_PACKAGE
-            # are deliberately absent: Flex rejects or ignores them.
+            # netFrameworkVersion v4.6, which Flex rejects (pulumi-azure-native#4168); WebApp
+            # passes a dict through untouched. Only what Flex accepts, as azurerm's
+            # function_app_flex_consumption sends it (ExpandSiteConfigFunctionFlexConsumptionApp):
+            # min TLS, SCM min TLS, HTTP/2, app settings. No ftpsState: Flex has no FTP and
+            # answers 400 "...site configuration properties (Site.SiteConfig.FtpsState, ...) for
+            # Flex Consumption sites is invalid" (Azure/azure-cli#31414; deprecation table in
+            # MicrosoftDocs functions-app-settings.md). policy/rules/flex_site_config.py lists
+            # every refused property. FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION and
+            # WEBSITE_RUN_FROM_PACKAGE are deliberately absent: Flex rejects or ignores them.
             site_config={
                 "app_settings": [
                     {"name": key, "value": value} for key, value in sorted(settings.items())
                 ],
                 "min_tls_version": web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
                 "scm_min_tls_version": web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                "ftps_state": web.FtpsState.DISABLED,
                 "http20_enabled": True,
             },
             tags=tags,
@@ -173,16 +181,16 @@ class FlexFunctionApp(pulumi.ComponentResource):
         if args.identity == "SystemAssigned":
             principal_id = app.identity.apply(lambda i: i.principal_id if i else "")
 
-        # Basic-auth publishing credentials (FTP and SCM user/password) off: deployments use
-        # Entra tokens only.
-        for role, resource in (("ftp", web.WebAppFtpAllowed), ("scm", web.WebAppScmAllowed)):
-            resource(
-                f"{name}-no-basic-auth-{role}",
-                name=app.name,
-                resource_group_name=args.resource_group_name,
-                allow=False,
-                opts=child,
-            )
+        # Basic-auth publishing credentials (an SCM user/password) off: deployments use Entra
+        # tokens only. Flex has no FTP endpoint, so there is no FTP policy to set: azurerm's
+        # function_app_flex_consumption calls only UpdateScmAllowed.
+        web.WebAppScmAllowed(
+            f"{name}-no-basic-auth-scm",
+            name=app.name,
+            resource_group_name=args.resource_group_name,
+            allow=False,
+            opts=child,
+        )
 
         # The host keeps its locks, keys and deployment package in its own account; Owner there
         # and nowhere else keeps "Reader" meaningful on the data account.
@@ -211,7 +219,11 @@ class FlexFunctionApp(pulumi.ComponentResource):
                 FlexDeploymentArgs(
                     resource_group=args.resource_group_name,
                     app_name=app.name,
+                    app_id=app.id,
                     scm_host=self.scm_host_name,
+                    # The HTTP routes function_src/function_app.py serves; the deployment is
+                    # confirmed only once ARM lists all of them.
+                    functions=FUNCTION_ROUTES,
                     package_path=str(args.package.path),
                     package_sha256=args.package.sha256,
                 ),

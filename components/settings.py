@@ -33,6 +33,9 @@ _TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{0,256}$")
 INSTANCE_MEMORY_MB = (2048, 4096)
 AUDIENCE_TENANT = "tenant"
 AUDIENCE_APP_ID = "appId"
+# Who may run `pulumi up`: a person, or a CI service principal / managed identity. ARM's
+# principalType values for them (Microsoft.Authorization/roleAssignments).
+DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
 
 
 class SettingsError(ValueError):
@@ -79,6 +82,9 @@ class Settings:
     """`crosscloud:maximumInstanceCount`: Flex Consumption scale-out limit per app."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """`crosscloud:tags`: tags put on every Azure resource and, as default tags, on AWS ones."""
+    deployer_principal_type: str | None = None
+    """`crosscloud:deployerPrincipalType`: `User` or `ServicePrincipal`, the principal type of
+    whoever runs `pulumi up`; unset looks it up in Entra ID (components/deployer.py)."""
 
 
 def _key(name: str) -> str:
@@ -225,6 +231,7 @@ ALLOWED_KEYS = (
     "instanceMemoryMb",
     "maximumInstanceCount",
     "tags",
+    "deployerPrincipalType",
 )
 
 
@@ -297,6 +304,16 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
             lambda v: None if 40 <= v <= 1000 else "a whole number from 40 to 1000",
         ),
         tags=_tags(parser),
+        deployer_principal_type=parser.string(
+            "deployerPrincipalType",
+            "",
+            lambda v: (
+                None
+                if v in DEPLOYER_PRINCIPAL_TYPES
+                else "one of " + ", ".join(DEPLOYER_PRINCIPAL_TYPES) + " (case-sensitive)"
+            ),
+        )
+        or None,
     )
     if parser.problems:
         raise SettingsError(

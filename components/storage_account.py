@@ -10,6 +10,7 @@ import pulumi
 from pulumi_azure_native import authorization, storage
 
 from components.azure_roles import AzureRole, assign_role
+from components.deployer import PrincipalType
 from shipping.blob_upload import BlobUpload, BlobUploadArgs
 
 
@@ -100,7 +101,7 @@ class SecureStorageAccount(pulumi.ComponentResource):
         role_name: str,
         principal_id: pulumi.Input[str],
         role: AzureRole,
-        principal_type: str | None = "ServicePrincipal",
+        principal_type: PrincipalType = "ServicePrincipal",
     ) -> authorization.RoleAssignment:
         """Give `principal_id` a data-plane `role` on this account (see `assign_role`)."""
         return assign_role(

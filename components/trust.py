@@ -71,13 +71,20 @@ def trust_policy(
     }
 
 
-def s3_read_policy(bucket: str, key_prefix: str = "") -> dict[str, Any]:
+def bucket_arn(partition: str, bucket: str) -> str:
+    """S3 ARNs carry the partition (`arn:aws-us-gov:s3:::b`, `arn:aws-cn:s3:::b`); take it from
+    `aws.get_partition()`, never assume `aws`.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html"""
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def s3_read_policy(bucket: str, key_prefix: str = "", *, partition: str) -> dict[str, Any]:
     """Read-only access to one bucket, optionally to the keys under `key_prefix` only."""
     list_statement: dict[str, Any] = {
         "Sid": "ListTheBucket",
         "Effect": "Allow",
         "Action": "s3:ListBucket",
-        "Resource": f"arn:aws:s3:::{bucket}",
+        "Resource": bucket_arn(partition, bucket),
     }
     if key_prefix:
         list_statement["Condition"] = {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}}
@@ -89,13 +96,13 @@ def s3_read_policy(bucket: str, key_prefix: str = "") -> dict[str, Any]:
                 "Sid": "ReadObjects",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{bucket}/{key_prefix}*",
+                "Resource": f"{bucket_arn(partition, bucket)}/{key_prefix}*",
             },
         ],
     }
 
 
-def bucket_tls_only_policy(bucket: str) -> dict[str, Any]:
+def bucket_tls_only_policy(bucket: str, *, partition: str) -> dict[str, Any]:
     """Bucket policy that refuses every request not made over TLS."""
     return {
         "Version": "2012-10-17",
@@ -105,7 +112,7 @@ def bucket_tls_only_policy(bucket: str) -> dict[str, Any]:
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:*",
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Resource": [bucket_arn(partition, bucket), f"{bucket_arn(partition, bucket)}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             }
         ],

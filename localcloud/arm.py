@@ -1,9 +1,14 @@
-"""A fake Azure Resource Manager endpoint that answers one call: the function app's host keys.
+"""A fake Azure Resource Manager endpoint for a function app: its host keys and its functions.
 
 `make verify` gets a function key the way an operator does against Azure:
 `POST {arm}/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Web/sites/{app}`
 `/host/default/listkeys?api-version=...` with a bearer token for `https://management.azure.com`,
 and gets `{"masterKey": ..., "functionKeys": {"default": ...}, "systemKeys": {}}`.
+
+One Deploy confirms a deployment with `GET .../sites/{app}/functions?api-version=...`
+(WebApps_ListFunctions, what `az functionapp function list` reads): `{"value": [envelope...]}`,
+each envelope named `{app}/{function}` with `properties.invoke_url_template`. An app lists
+nothing until a deployment makes it index functions (`index()`, called by the fake SCM site).
 
 As ARM does, it refuses a missing or invalid token (401 `InvalidAuthenticationToken`: RS256
 signature against the fake Entra's JWKS, issuer of the tenant, management audience, expiry), a
@@ -44,6 +49,30 @@ class ArmCall:
     status: int
 
 
+def management_principal(
+    authorization: str | None, keys: jwt.PyJWKSet, issuer: str
+) -> tuple[str | None, str | None]:
+    """(object id, None) for a valid ARM token, else (None, why it is refused).
+
+    Checks what ARM checks: RS256 signature against the tenant's keys, issuer, the management
+    audience, expiry. The SCM site of an app accepts the same tokens.
+    """
+    token = bearer_token(authorization)
+    if token is None:
+        return None, "Authentication information is not given in the correct format."
+    try:
+        claims = signed_claims(
+            token,
+            keys,
+            audience=list(MANAGEMENT_AUDIENCES),
+            issuer=issuer,
+            options={"require": ["exp", "iss", "aud", "oid"]},
+        )
+    except (jwt.PyJWTError, KeyError) as error:
+        return None, f"The access token is invalid ({type(error).__name__})."
+    return str(claims["oid"]), None
+
+
 class FakeArm(LoopbackService):
     """Context manager: `with FakeArm(tls, ...) as arm: arm.base_url`."""
 
@@ -70,6 +99,7 @@ class FakeArm(LoopbackService):
         """Principal ids with Website Contributor (or Contributor) on the apps."""
         self._lock = threading.Lock()
         self._calls: list[ArmCall] = []
+        self._functions: dict[str, dict[str, str]] = {}
 
     @property
     def port(self) -> int:
@@ -85,7 +115,16 @@ class FakeArm(LoopbackService):
         with self._lock:
             return list(self._calls)
 
-    # ---- the one operation ---------------------------------------------------------------------
+    def index(self, site: str, functions: Mapping[str, str]) -> None:
+        """What the app's host loaded from its package: function name -> HTTP route."""
+        with self._lock:
+            self._functions[site] = dict(functions)
+
+    def functions_of(self, site: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._functions.get(site, {}))
+
+    # ---- the operations ------------------------------------------------------------------------
 
     def answer(self, method: str, target: str, authorization: str | None) -> tuple[int, dict]:
         """Status and JSON body for one request; every answer is logged with its caller."""
@@ -104,8 +143,9 @@ class FakeArm(LoopbackService):
                     "MissingApiVersionParameter", "The api-version query parameter is required."
                 ),
             )
-        site = self._site(url.path) if method == "POST" else None
-        if site is None:
+        site, operation = self._site(url.path)
+        allowed = {"listkeys": "POST", "functions": "GET"}
+        if site is None or allowed.get(operation) != method:
             return self._log(
                 url.path,
                 principal,
@@ -113,6 +153,12 @@ class FakeArm(LoopbackService):
                 _error("ResourceNotFound", f"No resource or operation at {url.path}."),
             )
         if principal not in self.operators:
+            action = (
+                "Microsoft.Web/sites/host/listkeys/action"
+                if operation == "listkeys"
+                else "Microsoft.Web/sites/functions/read"
+            )
+            scope = url.path.rsplit("/host/" if operation == "listkeys" else "/functions", 1)[0]
             return self._log(
                 url.path,
                 principal,
@@ -120,10 +166,11 @@ class FakeArm(LoopbackService):
                 _error(
                     "AuthorizationFailed",
                     f"The client with object id '{principal}' does not have authorization to "
-                    "perform action 'Microsoft.Web/sites/host/listkeys/action' over scope "
-                    f"'{url.path.rsplit('/host/', 1)[0]}'.",
+                    f"perform action '{action}' over scope '{scope}'.",
                 ),
             )
+        if operation == "functions":
+            return self._log(url.path, principal, 200, {"value": self._envelopes(site, url.path)})
         keys = self.sites[site]
         return self._log(
             url.path,
@@ -132,47 +179,50 @@ class FakeArm(LoopbackService):
             {"masterKey": keys.master, "functionKeys": {"default": keys.default}, "systemKeys": {}},
         )
 
-    def _authenticate(self, authorization: str | None) -> tuple[str | None, str | None]:
-        token = bearer_token(authorization)
-        if token is None:
-            return None, "Authentication information is not given in the correct format."
-        try:
-            claims = signed_claims(
-                token,
-                self.jwks,
-                audience=list(MANAGEMENT_AUDIENCES),
-                issuer=self.issuer,
-                options={"require": ["exp", "iss", "aud", "oid"]},
-            )
-        except (jwt.PyJWTError, KeyError) as error:
-            return None, f"The access token is invalid ({type(error).__name__})."
-        return str(claims["oid"]), None
+    def _envelopes(self, site: str, functions_path: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"{functions_path}/{name}",
+                "name": f"{site}/{name}",
+                "type": "Microsoft.Web/sites/functions",
+                "properties": {
+                    "name": name,
+                    "invoke_url_template": f"https://{site}.azurewebsites.net/api/{route}",
+                    "language": "python",
+                    "isDisabled": False,
+                },
+            }
+            for name, route in sorted(self.functions_of(site).items())
+        ]
 
-    def _site(self, path: str) -> str | None:
-        """The app named by a listkeys path in this subscription and resource group, else None.
-        ARM matches the fixed segments case-insensitively."""
+    def _authenticate(self, authorization: str | None) -> tuple[str | None, str | None]:
+        return management_principal(authorization, self.jwks, self.issuer)
+
+    def _site(self, path: str) -> tuple[str | None, str]:
+        """(app, operation) named by a listkeys or functions path in this subscription and
+        resource group, else (None, ""). ARM matches the fixed segments case-insensitively."""
         parts = [unquote(p) for p in path.strip("/").split("/")]
-        if len(parts) != 11:
-            return None
-        fixed = [parts[i].lower() for i in (0, 2, 4, 5, 6, 8, 9, 10)]
-        if fixed != [
+        fixed = [parts[i].lower() for i in (0, 2, 4, 5, 6) if i < len(parts)]
+        if len(parts) < 8 or fixed != [
             "subscriptions",
             "resourcegroups",
             "providers",
             "microsoft.web",
             "sites",
-            "host",
-            "default",
-            "listkeys",
         ]:
-            return None
+            return None, ""
+        tail = [part.lower() for part in parts[8:]]
+        operation = {("host", "default", "listkeys"): "listkeys", ("functions",): "functions"}
+        if tuple(tail) not in operation:
+            return None, ""
         subscription, group, site = parts[1], parts[3], parts[7]
         if subscription.lower() != self.subscription_id.lower():
-            return None
+            return None, ""
         if group.lower() != self.resource_group.lower():
-            return None
+            return None, ""
         # App names are case-insensitive in Azure too.
-        return next((name for name in self.sites if name.lower() == site.lower()), None)
+        name = next((name for name in self.sites if name.lower() == site.lower()), None)
+        return name, operation[tuple(tail)] if name else ""
 
     def _log(self, path: str, principal: str | None, status: int, body: dict) -> tuple[int, dict]:
         with self._lock:
@@ -190,7 +240,7 @@ class FakeArm(LoopbackService):
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
-                    self.rfile.read(length)  # listkeys has no body; drain whatever was sent
+                    self.rfile.read(length)  # no operation here has a body; drain it
                 status, body = arm.answer(
                     self.command, self.path, self.headers.get("Authorization")
                 )

@@ -60,6 +60,9 @@ class Registered:
     parent: str
     dependencies: list[str]
     state: dict[str, Any] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
+    """Property paths the engine was told to ignore (`ResourceOptions.ignore_changes`), as
+    they reach the engine: translated to the provider's camelCase names."""
 
 
 @dataclass
@@ -71,6 +74,8 @@ class ProgramRun:
     component_outputs: dict[str, dict[str, Any]]
     warnings: list[str]
     """Messages the program logged with `pulumi.log.warn`."""
+    invokes: list[str] = field(default_factory=list)
+    """Tokens of the invokes (data sources) the program called, in order."""
 
     def of_type(self, token: str) -> list[Registered]:
         return [r for r in self.resources if r.type == token]
@@ -88,13 +93,39 @@ class ProgramRun:
 
 
 _AZURE_NAME_INPUTS = ("name", "resourceName", "accountName", "containerName", "resourceGroupName")
+# What aws.get_partition() answers in each partition (dnsSuffix per the AWS SDKs' endpoints.json).
+_DNS_SUFFIX = {"aws": "amazonaws.com", "aws-us-gov": "amazonaws.com", "aws-cn": "amazonaws.com.cn"}
+# What Microsoft Graph answers when the caller may not read the object: the azuread provider's
+# invoke fails, and the engine raises it in the program.
+GRAPH_FORBIDDEN = (
+    "retrieving directoryObject: unexpected status 403 (403 Forbidden) with error: "
+    "Authorization_RequestDenied: Insufficient privileges to complete the operation."
+)
+
+
+@dataclass(frozen=True)
+class MockCloud:
+    """What the mocked clouds answer, where a test needs another cloud than the default."""
+
+    partition: str = "aws"
+    """AWS partition `aws.get_partition()` answers; the mocked ARNs are in it too."""
+    deployer_type: str | None = "User"
+    """OData type Entra ID gives for the deployer's object (`User`, `ServicePrincipal`, `Group`),
+    as `azuread.get_directory_object` shortens it; None: the deployer may not read it (403)."""
 
 
 class _Mocks(pulumi.runtime.Mocks):
     """Computed outputs the program depends on, per resource type."""
 
+    def __init__(self, cloud: MockCloud) -> None:
+        super().__init__()
+        self.cloud = cloud
+        self.invokes: list[str] = []
+        """Tokens of every invoke, in order."""
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs, name, typ = dict(args.inputs), args.name, args.typ
+        partition = self.cloud.partition
         guid = fake_guid(typ, name)
         state: dict[str, Any] = dict(inputs)
         rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg/providers/{typ}/{name}"
@@ -134,16 +165,24 @@ class _Mocks(pulumi.runtime.Mocks):
             state["objectId"] = guid
         elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             host = inputs["url"].removeprefix("https://")
-            state["arn"] = f"arn:aws:iam::{AWS_ACCOUNT_ID}:oidc-provider/{host}"
+            state["arn"] = f"arn:{partition}:iam::{AWS_ACCOUNT_ID}:oidc-provider/{host}"
         elif typ == "aws:iam/role:Role":
             rid = inputs["name"]
-            state["arn"] = f"arn:aws:iam::{AWS_ACCOUNT_ID}:role/{inputs['name']}"
+            state["arn"] = f"arn:{partition}:iam::{AWS_ACCOUNT_ID}:role/{inputs['name']}"
         elif typ == "aws:s3/bucket:Bucket":
             rid = inputs["bucket"]
-            state["arn"] = f"arn:aws:s3:::{inputs['bucket']}"
+            state["arn"] = f"arn:{partition}:s3:::{inputs['bucket']}"
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        self.invokes.append(args.token)
+        if args.token == "azuread:index/getDirectoryObject:getDirectoryObject":
+            object_id = args.args["objectId"]
+            if object_id != DEPLOYER_OBJECT_ID:
+                return {}, [("objectId", f"directoryObject {object_id} was not found")]
+            if self.cloud.deployer_type is None:
+                return {}, [("objectId", GRAPH_FORBIDDEN)]
+            return {"id": object_id, "objectId": object_id, "type": self.cloud.deployer_type}, []
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": fake_guid("deployer-client"),
@@ -159,16 +198,21 @@ class _Mocks(pulumi.runtime.Mocks):
                 "id": AWS_ACCOUNT_ID,
             }, []
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+            partition = self.cloud.partition
+            return {
+                "partition": partition,
+                "dnsSuffix": _DNS_SUFFIX[partition],
+                "id": partition,
+            }, []
         raise NotImplementedError(f"the mocks do not answer invoke {args.token}")
 
 
 class _RecordingMonitor(MockMonitor):
     """Also keeps parents, dependencies and registered outputs, which `Mocks` does not see."""
 
-    def __init__(self, mocks: _Mocks) -> None:
+    def __init__(self, mocks: _Mocks, registered: list[Registered]) -> None:
         super().__init__(mocks)
-        self.registered: list[Registered] = []
+        self.registered = registered
         self.outputs: dict[str, dict[str, Any]] = {}
 
     def RegisterResource(self, request):
@@ -186,6 +230,7 @@ class _RecordingMonitor(MockMonitor):
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     state=dict(registration.state),
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response
@@ -209,16 +254,20 @@ def run_program(
     *,
     stack: str = "dev",
     package: BuiltPackage = STAND_IN_PACKAGE,
+    cloud: MockCloud = MockCloud(),
+    registered: list[Registered] | None = None,
 ) -> ProgramRun:
     """Run `__main__.py` with `crosscloud:*` config (keys without namespace) under mocks.
 
     Lists and maps are passed as JSON text, as the Pulumi CLI hands structured config to programs.
     `package` stands in for the function package: building the real one installs wheels from
-    PyPI, which tests/shipping covers; here only its sha256 matters.
+    PyPI, which tests/shipping covers; here only its sha256 matters. `cloud` sets what the mocked
+    clouds answer (AWS partition, the deployer's directory type). `registered`, when given,
+    receives each registration as it happens, so a test can see what a failed run registered.
     Raises whatever the program raises (e.g. `SettingsError` for bad config).
     """
-    mocks = _Mocks()
-    monitor = _RecordingMonitor(mocks)
+    mocks = _Mocks(cloud)
+    monitor = _RecordingMonitor(mocks, [] if registered is None else registered)
     warnings = _WarningCollector()
     engine_log = logging.getLogger(f"crosscloud.mock-engine.{id(warnings)}")
     engine_log.propagate = False
@@ -249,4 +298,5 @@ def run_program(
         outputs=stack_outputs,
         component_outputs=monitor.outputs,
         warnings=warnings.messages,
+        invokes=mocks.invokes,
     )

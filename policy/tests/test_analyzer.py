@@ -15,10 +15,13 @@ import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi_policy import StackValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from components import trust
 from policy import rules
+from policy.rules import common
+from policy.rules.s3_public_access_block_complete import PUBLIC_ACCESS_FLAGS
 from policy.tests.test_pack import PACK
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -71,18 +74,19 @@ def test_the_engine_sees_every_rule_as_mandatory(analyzer: analyzer_pb2_grpc.Ana
     assert [p.name for p in info.policies] == [p.name for p in rules.POLICIES]
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
     stack_rules = {p.name for p in info.policies if p.policy_type == analyzer_pb2.POLICY_TYPE_STACK}
-    assert stack_rules == {"s3-bucket-has-public-access-block", "web-identity-role-least-privilege"}
+    assert stack_rules == {p.name for p in rules.POLICIES if isinstance(p, StackValidationPolicy)}
+    assert {"s3-bucket-has-public-access-block", "web-identity-role-least-privilege"} <= stack_rules
 
 
 def test_compliant_role_passes_and_loose_one_is_refused(
     analyzer: analyzer_pb2_grpc.AnalyzerStub,
 ) -> None:
     pinned = trust.trust_policy(PROVIDER_ARN, TENANT, f"api://{TENANT}/AWS-Federation-App", ["x"])
-    assert list(analyze(analyzer, rules.IAM_ROLE, role(pinned))) == []
+    assert list(analyze(analyzer, common.IAM_ROLE, role(pinned))) == []
 
     loose = json.loads(json.dumps(pinned))
     del loose["Statement"][0]["Condition"]["StringEquals"][f"sts.windows.net/{TENANT}/:sub"]
-    [diagnostic] = analyze(analyzer, rules.IAM_ROLE, role(loose))
+    [diagnostic] = analyze(analyzer, common.IAM_ROLE, role(loose))
     assert diagnostic.policyName == "web-identity-trust-pins-aud-and-sub"
     assert diagnostic.enforcementLevel == analyzer_pb2.MANDATORY
     assert ":sub with StringEquals" in diagnostic.message
@@ -90,7 +94,7 @@ def test_compliant_role_passes_and_loose_one_is_refused(
 
 def test_unknown_value_becomes_an_advisory_note(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:
     props = {"accountName": "a", "allowSharedKeyAccess": UNKNOWN_STRING_VALUE}
-    [diagnostic] = analyze(analyzer, rules.STORAGE_ACCOUNT, props)
+    [diagnostic] = analyze(analyzer, common.STORAGE_ACCOUNT, props)
     assert diagnostic.enforcementLevel == analyzer_pb2.ADVISORY
     assert "can't run policy 'storage-account-shared-key-disabled'" in diagnostic.message
 
@@ -103,10 +107,10 @@ def test_stack_rule_links_the_block_to_its_bucket_by_dependency(
         type="aws:s3/bucket:Bucket", urn=bucket_urn, name="bucket", properties=struct({})
     )
     block = analyzer_pb2.AnalyzerResource(
-        type=rules.PUBLIC_ACCESS_BLOCK,
-        urn=urn(rules.PUBLIC_ACCESS_BLOCK, "block"),
+        type=common.PUBLIC_ACCESS_BLOCK,
+        urn=urn(common.PUBLIC_ACCESS_BLOCK, "block"),
         name="block",
-        properties=struct(dict.fromkeys(rules.PUBLIC_ACCESS_FLAGS, True)),
+        properties=struct(dict.fromkeys(PUBLIC_ACCESS_FLAGS, True)),
         propertyDependencies={
             "bucket": analyzer_pb2.AnalyzerPropertyDependencies(urns=[bucket_urn])
         },

@@ -8,9 +8,10 @@ from pathlib import Path
 import yaml
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
+import policy
 from policy import rules
 
-PACK = Path(rules.__file__).parent
+PACK = Path(policy.__file__).parent
 REPO = PACK.parent
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)$")
 

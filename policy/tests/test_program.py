@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from localcloud.mocked_program import ProgramRun, run_program
-from policy import rules
+from policy.rules import common
+from policy.rules.flex_site_config import FLEX_REFUSED_SITE_PROPERTIES
 from policy.tests.engine import Resource, evaluate, policies_violated
 
 Props = dict[str, Any]
@@ -66,16 +67,28 @@ def test_the_rules_see_the_resources_they_guard(default_program: Resources) -> N
     # Guards against a vacuous pass (a type token the program does not use, say).
     types = {r.type for r in default_program}
     guarded = {
-        rules.STORAGE_ACCOUNT,
-        rules.PUBLIC_ACCESS_BLOCK,
-        rules.IAM_ROLE,
-        rules.IAM_ROLE_POLICY,
-        rules.WEB_APP,
+        common.STORAGE_ACCOUNT,
+        common.PUBLIC_ACCESS_BLOCK,
+        common.IAM_ROLE,
+        common.IAM_ROLE_POLICY,
+        common.WEB_APP,
     }
     assert guarded <= types
-    assert types & rules.BUCKET_TYPES
-    roles = [r for r in default_program if r.type == rules.IAM_ROLE]
-    assert any(rules.trusts_web_identity(r.props["assumeRolePolicy"]) for r in roles)
+    assert types & common.BUCKET_TYPES
+    roles = [r for r in default_program if r.type == common.IAM_ROLE]
+    assert any(common.trusts_web_identity(r.props["assumeRolePolicy"]) for r in roles)
+    # The Flex rules apply to every app of the program.
+    apps = [r for r in default_program if r.type == common.WEB_APP]
+    assert apps and all(common.is_flex_app(r.props) for r in apps)
+
+
+def test_the_program_sets_no_refused_site_property_and_no_ftp_policy(
+    default_program: Resources, extended_program: Resources
+) -> None:
+    for program in (default_program, extended_program):
+        for app in (r for r in program if r.type == common.WEB_APP):
+            assert not set(app.props["siteConfig"]) & set(FLEX_REFUSED_SITE_PROPERTIES)
+        assert not [r for r in program if r.type == common.WEB_APP_FTP_ALLOWED]
 
 
 # --- broken variants ----------------------------------------------------------------------------
@@ -139,53 +152,68 @@ def add_app_setting(name: str, value: str) -> Change:
 
 BROKEN_CHANGES: dict[str, tuple[str, Change, str]] = {
     "shared-key-on": (
-        rules.STORAGE_ACCOUNT,
+        common.STORAGE_ACCOUNT,
         lambda p: p.update(allowSharedKeyAccess=True),
         "storage-account-shared-key-disabled",
     ),
     "public-access-partly-blocked": (
-        rules.PUBLIC_ACCESS_BLOCK,
+        common.PUBLIC_ACCESS_BLOCK,
         lambda p: p.update(restrictPublicBuckets=False),
         "s3-public-access-block-complete",
     ),
     "trust-sub-string-like": (
-        rules.IAM_ROLE,
+        common.IAM_ROLE,
         trust_change(sub_to_string_like),
         "web-identity-trust-pins-aud-and-sub",
     ),
     "trust-without-sub": (
-        rules.IAM_ROLE,
+        common.IAM_ROLE,
         trust_change(drop_sub),
         "web-identity-trust-pins-aud-and-sub",
     ),
     "trust-extra-action": (
-        rules.IAM_ROLE,
+        common.IAM_ROLE,
         trust_change(lambda s: s.update(Action=[s["Action"], "sts:TagSession"])),
         "web-identity-trust-pins-aud-and-sub",
     ),
     "read-any-s3-action": (
-        rules.IAM_ROLE_POLICY,
+        common.IAM_ROLE_POLICY,
         read_policy_change(lambda s: s.update(Action="s3:*")),
         "web-identity-role-least-privilege",
     ),
     "read-every-bucket": (
-        rules.IAM_ROLE_POLICY,
+        common.IAM_ROLE_POLICY,
         read_policy_change(lambda s: s.update(Resource="arn:aws:s3:::*")),
         "web-identity-role-least-privilege",
     ),
     "http-allowed": (
-        rules.WEB_APP,
+        common.WEB_APP,
         lambda p: p.update(httpsOnly=False),
         "function-app-https-tls12-no-ftp",
     ),
-    "tls-1-0": (rules.WEB_APP, site_config(minTlsVersion="1.0"), "function-app-https-tls12-no-ftp"),
-    "ftp-allowed": (
-        rules.WEB_APP,
-        site_config(ftpsState="AllAllowed"),
+    "tls-1-0": (
+        common.WEB_APP,
+        site_config(minTlsVersion="1.0"),
         "function-app-https-tls12-no-ftp",
     ),
+    # Flex refuses the key whatever its value (Azure/azure-cli#31414).
+    "flex-ftps-state": (
+        common.WEB_APP,
+        site_config(ftpsState="Disabled"),
+        "flex-app-site-config-supported",
+    ),
+    "flex-linux-fx-version": (
+        common.WEB_APP,
+        site_config(linuxFxVersion="Python|3.12"),
+        "flex-app-site-config-supported",
+    ),
+    "flex-net-framework-version": (
+        common.WEB_APP,
+        site_config(netFrameworkVersion="v4.6"),
+        "flex-app-site-config-supported",
+    ),
     "host-storage-by-key": (
-        rules.WEB_APP,
+        common.WEB_APP,
         add_app_setting(
             "AzureWebJobsStorage",
             "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=c2VjcmV0;EndpointSuffix=x",
@@ -193,7 +221,7 @@ BROKEN_CHANGES: dict[str, tuple[str, Change, str]] = {
         "no-key-based-storage-access",
     ),
     "scm-basic-auth-on": (
-        rules.WEB_APP_SCM_ALLOWED,
+        common.WEB_APP_SCM_ALLOWED,
         lambda p: p.update(allow=True),
         "no-long-lived-credentials",
     ),
@@ -213,14 +241,14 @@ def _added(resource_type: str, props: Props, name: str = "added") -> Resource:
 
 
 def _role_name(resources: Resources) -> str:
-    return next(r.props["name"] for r in resources if r.type == rules.IAM_ROLE)
+    return next(r.props["name"] for r in resources if r.type == common.IAM_ROLE)
 
 
 BROKEN_ADDITIONS: dict[str, tuple[Callable[[Resources], list[Resource]], str]] = {
     "s3-read-only-managed-policy": (
         lambda rs: [
             _added(
-                rules.IAM_ROLE_POLICY_ATTACHMENT,
+                common.IAM_ROLE_POLICY_ATTACHMENT,
                 {
                     "role": _role_name(rs),
                     "policyArn": "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
@@ -234,7 +262,7 @@ BROKEN_ADDITIONS: dict[str, tuple[Callable[[Resources], list[Resource]], str]] =
         "s3-bucket-has-public-access-block",
     ),
     "blob-uploaded-with-key": (
-        lambda rs: [_added(rules.BLOB, {"blobName": "hello.txt", "containerName": "mycontainer"})],
+        lambda rs: [_added(common.BLOB, {"blobName": "hello.txt", "containerName": "mycontainer"})],
         "no-key-based-storage-access",
     ),
     "iam-user-with-key": (
@@ -243,6 +271,15 @@ BROKEN_ADDITIONS: dict[str, tuple[Callable[[Resources], list[Resource]], str]] =
             _added("aws:iam/accessKey:AccessKey", {"user": "ci"}, "ci-key"),
         ],
         "no-long-lived-credentials",
+    ),
+    "ftp-policy-on-flex-app": (
+        lambda rs: [
+            _added(
+                common.WEB_APP_FTP_ALLOWED,
+                {"name": next(r.props["name"] for r in rs if r.type == common.WEB_APP)},
+            )
+        ],
+        "flex-app-no-ftp-policy",
     ),
     "app-client-secret": (
         lambda rs: [
@@ -262,9 +299,9 @@ def test_each_forbidden_addition_is_caught_by_its_rule(
 
 
 def test_removing_the_public_access_block_is_caught(default_program: Resources) -> None:
-    without = [r for r in default_program if r.type != rules.PUBLIC_ACCESS_BLOCK]
+    without = [r for r in default_program if r.type != common.PUBLIC_ACCESS_BLOCK]
     found = evaluate(without)
-    buckets = {r.urn for r in default_program if r.type in rules.BUCKET_TYPES}
+    buckets = {r.urn for r in default_program if r.type in common.BUCKET_TYPES}
     assert {(v.policy, v.urn) for v in found} == {
         ("s3-bucket-has-public-access-block", urn) for urn in buckets
     }

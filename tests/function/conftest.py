@@ -237,7 +237,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         iam.put_role_policy(
             RoleName=ROLE_NAME,
             PolicyName="read-one-bucket",
-            PolicyDocument=json.dumps(trust.s3_read_policy(BUCKET)),
+            PolicyDocument=json.dumps(trust.s3_read_policy(BUCKET, partition="aws")),
         )
 
         azurite = stack.enter_context(Azurite(tls))
