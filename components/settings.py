@@ -14,6 +14,7 @@ from typing import Any
 
 from components.naming import bucket_name_problem
 from components.trust import DEFAULT_APP_NAME
+from shipping.build import DEFAULT_PYTHON_VERSION, PYTHON_VERSIONS
 
 NAMESPACE = "crosscloud"
 
@@ -41,11 +42,6 @@ _OIDC_PROVIDER_ARN = re.compile(
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{0,256}$")
 
-# Flex runs 3.11-3.13, but the package is built on another machine with `pip --python-version`,
-# and pip evaluates environment markers for the machine it runs on, not the target. The pinned
-# azure-functions 1.26 requires Python < 3.13 and 2.x requires >= 3.13, so one requirements file
-# cannot serve 3.13 as well until the function moves to azure-functions 2.x.
-PYTHON_VERSIONS = ("3.11", "3.12")
 INSTANCE_MEMORY_MB = (2048, 4096)
 AUDIENCE_TENANT = "tenant"
 AUDIENCE_APP_ID = "appId"
@@ -90,7 +86,7 @@ class Settings:
     """`crosscloud:s3KeyPrefix`: limit the role to keys under this prefix ("" = whole bucket)."""
     extra_principal_ids: tuple[str, ...] = ()
     """`crosscloud:extraPrincipalIds`: more service-principal object ids to trust (VMs, AKS...)."""
-    python_version: str = "3.12"
+    python_version: str = DEFAULT_PYTHON_VERSION
     """`crosscloud:pythonVersion`: Python of the function apps and their package."""
     instance_memory_mb: int = 2048
     """`crosscloud:instanceMemoryMb`: Flex Consumption instance memory."""

@@ -13,8 +13,10 @@ Built from a `World` (the program run under mocks, see world.py), it starts:
 - Azurite (`--oauth basic`) behind `BlobGate`, which grants Storage Blob Data Reader to the
   principals the program grants it on the data account, and Contributor to the deployer, who
   seeds the container with the program's sample blobs;
-- one `python -m localcloud.function_host` per function app: the real function_src code with the
-  app's own environment and function keys;
+- one function host per function app (localcloud/function_host.py): the deployment package
+  `shipping/build.py` makes from function_src (built for the running Python, cached by content
+  hash), unpacked and run in an interpreter that sees only the standard library and the package,
+  with the app's own environment and function keys;
 - a fake ARM endpoint that hands those keys to the operator (`listkeys`), for `make verify`.
 
 The function code is pointed at all this only through the variables the SDKs honour
@@ -38,10 +40,11 @@ import sys
 import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from unittest.mock import patch
@@ -60,9 +63,17 @@ from localcloud.moto_server import WEB_IDENTITY, MotoServer
 from localcloud.net import LOOPBACK
 from localcloud.sts_verifier import OidcProvider, WebIdentityVerifier
 from localcloud.world import FunctionAppSpec, ManagedId, World, stable_client_id
+from shipping.build import BuiltPackage, build_package, local_target
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTION_SRC = REPO / "function_src"
+HOST_SCRIPT = REPO / "localcloud" / "function_host.py"
+HOST_INTERPRETER = (sys.executable, "-I", "-S", "-B")
+"""How a host's Python starts. -I -S: no site-packages, PYTHON* variables or script folder on
+sys.path, the host adds the package's own folders (see localcloud/function_host.py). -B: Flex
+runs the app from its package mounted read-only, where no bytecode can be cached
+(https://learn.microsoft.com/azure/azure-functions/run-functions-from-deployment-package), so
+every cold start compiles, here too."""
 OTHER_BUCKET = "localcloud-not-granted"
 """A bucket the role's policy does not name, holding the same objects: reading it must fail."""
 OPERATOR = "operator"
@@ -194,13 +205,28 @@ class _AppPlan:
     """Set for an app that is not in the program."""
 
 
+def local_package() -> BuiltPackage:
+    """The package `pulumi up` would deploy, built for this machine's Python (cached)."""
+    python_version, platform = local_target()
+    return build_package(FUNCTION_SRC, python_version, platform=platform)
+
+
+def unpack(package: Path, destination: Path) -> Path:
+    """Extract the package as Flex mounts it: the zip's entries, nothing else."""
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(destination)
+    return destination
+
+
 class FunctionHost:
-    """One `python -m localcloud.function_host` process and what it needs to (re)start."""
+    """One function host process (`python -I -S localcloud/function_host.py` in the unpacked
+    package) and what it needs to (re)start."""
 
     def __init__(
-        self, plan: _AppPlan, env: Mapping[str, str], keys: SiteKeys, workdir: Path
+        self, plan: _AppPlan, env: Mapping[str, str], keys: SiteKeys, workdir: Path, app_root: Path
     ) -> None:
         self.plan = plan
+        self.app_root = app_root
         self.env = dict(env)
         self.keys = keys
         self.port = 0
@@ -220,8 +246,8 @@ class FunctionHost:
         """Start the process (it imports the app in parallel with whatever the caller does)."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "localcloud.function_host"],
-            cwd=REPO,
+            [*HOST_INTERPRETER, str(HOST_SCRIPT)],
+            cwd=self.app_root,
             env=self.env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -231,9 +257,10 @@ class FunctionHost:
         )
         spec = {
             "name": self.name,
-            "function_src": str(FUNCTION_SRC),
+            "app_root": str(self.app_root),
             "port": self.port,  # 0 the first time; a restart keeps the port
-            "tls": {name: str(path) for name, path in asdict(tls).items()},
+            "server_cert": str(tls.server_cert),
+            "server_key": str(tls.server_key),
             "keys": {"default": self.keys.default, "master": self.keys.master},
         }
         assert self._process.stdin is not None
@@ -278,11 +305,13 @@ class LocalCloud:
         *,
         extra_apps: Sequence[ExtraApp] = (),
         neighbours: Mapping[str, World] | None = None,
+        package: BuiltPackage | None = None,
     ) -> None:
         """`neighbours`: other environment stacks on the same foundation as `world` (same
         tenant, audience and OIDC provider), by environment name. Their apps run as
         `{name}-{kind}`, their roles and buckets sit beside this world's in the one local AWS
-        account, and the one Azurite account stands in for each environment's data account."""
+        account, and the one Azurite account stands in for each environment's data account.
+        `package`: the deployment package every host runs (default: `local_package()`)."""
         self.world = world
         self.neighbours = dict(neighbours or {})
         for name, other in self.neighbours.items():
@@ -296,6 +325,8 @@ class LocalCloud:
                     "container: it is not on the same foundation"
                 )
         self.plans = _plans(world, extra_apps, self.neighbours)
+        self._package = package
+        self.package: BuiltPackage
         self._stack = ExitStack()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TlsFiles
@@ -328,6 +359,8 @@ class LocalCloud:
         self._workdir = tempfile.TemporaryDirectory(prefix="localcloud-")
         workdir = Path(self._workdir.name)
         self.tls = tls = make_tls_files(workdir / "tls")
+        self.package = self._package or local_package()
+        app_root = unpack(self.package.path, workdir / "wwwroot")
 
         # Everything is wired before anything starts (ports are picked in the constructors), so
         # the slow parts - Azurite's Node start and the hosts' imports - overlap with the rest.
@@ -362,7 +395,7 @@ class LocalCloud:
             )
             keys = SiteKeys(master=secrets.token_urlsafe(32), default=secrets.token_urlsafe(32))
             self.hosts[plan.name] = FunctionHost(
-                plan, self._host_env(plan, host, workdir), keys, workdir
+                plan, self._host_env(plan, host, workdir), keys, workdir, app_root
             )
         self.arm = FakeArm(
             tls,
