@@ -20,7 +20,9 @@ from components.federation_app import FederationApp, FederationAppArgs
 from components.function_app import FlexFunctionApp, FlexFunctionAppArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Names
-from components.settings import load_settings
+from components.oidc_provider import existing_provider_arn
+from components.settings import MAX_AUDIENCE_LENGTH, load_settings
+from components.shared_federation import SharedFederation, SharedFederationArgs
 from components.storage_account import SecureStorageAccount, SecureStorageAccountArgs
 from shipping import build
 
@@ -88,16 +90,36 @@ monitoring = Monitoring(
 )
 monitoring.audit_blob_service("data-blob-audit", data_storage.account_id)
 
-federation = FederationApp(
-    "federation",
-    FederationAppArgs(
-        display_name=settings.app_display_name,
-        tenant_id=azure.tenant_id,
-        audience=settings.audience,
-        app_role_id=names.app_role_id,
-        owner_object_ids=(azure.object_id,),
-    ),
-)
+# The federation app and the OIDC provider: this stack's own (standalone, the default), or a
+# foundation's shared by every environment of the tenant (DESIGN.md section 6b).
+federation: FederationApp | SharedFederation
+provider_arn: pulumi.Input[str] | None = None
+if settings.foundation:
+    federation = SharedFederation(
+        "federation",
+        SharedFederationArgs(settings.foundation, azure.tenant_id, aws_account_id),
+    )
+    provider_arn = federation.provider_arn
+    audience_length = MAX_AUDIENCE_LENGTH  # the foundation's audience is an output
+else:
+    federation = FederationApp(
+        "federation",
+        FederationAppArgs(
+            display_name=settings.app_display_name,
+            tenant_id=azure.tenant_id,
+            audience=settings.audience,
+            app_role_id=names.app_role_id,
+            owner_object_ids=(azure.object_id,),
+        ),
+    )
+    audience_length = federation.audience_length
+    if settings.aws_oidc_provider_arn:
+        provider_arn = existing_provider_arn(
+            settings.aws_oidc_provider_arn,
+            azure.tenant_id,
+            federation.audience_in_advance or federation.audience,
+            aws_invoke,
+        )
 
 # Built (or taken from the cache) on every preview: the deployments are keyed by its sha256.
 package = build.build_package(FUNCTION_SOURCE, settings.python_version)
@@ -167,7 +189,8 @@ aws_access = AwsWebIdentityAccess(
     AwsWebIdentityAccessArgs(
         tenant_id=azure.tenant_id,
         audience=federation.audience,
-        audience_length=federation.audience_length,
+        audience_length=audience_length,
+        provider_arn=provider_arn,
         trusted_principal_ids=list(trusted.values()),
         role_name=settings.aws_role_name,
         bucket_name=bucket_name,

@@ -1,4 +1,5 @@
-"""AWS side: the OIDC provider for the Entra tenant, the hardened bucket and the read-only role."""
+"""AWS side: the OIDC provider for the Entra tenant (unless one exists), the hardened bucket and
+the read-only role."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pulumi_aws as aws
 
 from components import trust
 from components.naming import slug
+from components.oidc_provider import openid_connect_provider
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,14 @@ class AwsWebIdentityAccessArgs:
     """Objects to put in the bucket: key (below `key_prefix`) -> local file."""
     audience_length: int = 64
     """Length of the audience, to size the trust policy before the ids exist."""
+    provider_arn: pulumi.Input[str] | None = None
+    """An IAM OIDC provider for the tenant that exists already (a foundation's, or one made by
+    hand); None creates one here. The role trusts exactly this provider."""
 
 
 class AwsWebIdentityAccess(pulumi.ComponentResource):
-    """IAM OIDC provider + role trusting only chosen Entra identities + one readable bucket."""
+    """IAM OIDC provider (or an existing one) + role trusting only chosen Entra identities + one
+    readable bucket."""
 
     role_arn: pulumi.Output[str]
     bucket_name: pulumi.Output[str]
@@ -59,21 +65,19 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
         super().__init__("crosscloud:aws:AwsWebIdentityAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # No thumbprints: AWS validates Entra's certificate chain itself, and pinned thumbprints
-        # broke users whenever Microsoft rotated certificates.
-        provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc",
-            url=trust.issuer_url(args.tenant_id),
-            client_id_lists=[args.audience],
-            opts=child,
-        )
+        if args.provider_arn is None:
+            provider_arn = openid_connect_provider(
+                f"{name}-oidc", args.tenant_id, [args.audience], child
+            ).arn
+        else:
+            provider_arn = pulumi.Output.from_input(args.provider_arn)
 
         bucket = self._hardened_bucket(name, args.bucket_name, args.partition)
 
         _check_trust_policy_size(args)
 
         trust_policy = pulumi.Output.all(
-            provider.arn, args.audience, *args.trusted_principal_ids
+            provider_arn, args.audience, *args.trusted_principal_ids
         ).apply(
             lambda values: json.dumps(
                 trust.trust_policy(values[0], args.tenant_id, values[1], values[2:])
@@ -107,7 +111,7 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
 
         self.role_arn = role.arn
         self.bucket_name = bucket.bucket
-        self.provider_arn = provider.arn
+        self.provider_arn = provider_arn
         self.trust_policy = trust_policy
         self.read_policy = read_policy
         self.register_outputs(

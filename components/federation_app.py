@@ -40,8 +40,13 @@ class FederationApp(pulumi.ComponentResource):
     client_id: pulumi.Output[str]
     audience: pulumi.Output[str]
     service_principal_object_id: pulumi.Output[str]
+    app_role_id: str
+    """Id of the `AssumeAWSRole` app role (what assignments name)."""
     audience_length: int
     """Length of the audience, known before it exists (sizes the AWS trust policy)."""
+    audience_in_advance: str | None
+    """The audience when it is known before the app exists (`tenant`, custom); None for
+    `api://{appId}`."""
 
     def __init__(
         self,
@@ -51,7 +56,7 @@ class FederationApp(pulumi.ComponentResource):
     ) -> None:
         super().__init__("crosscloud:entra:FederationApp", name, None, opts)
         self._name = name
-        self._app_role_id = args.app_role_id
+        self.app_role_id = args.app_role_id
         owners = list(args.owner_object_ids)
         app = azuread.Application(
             f"{name}-app",
@@ -84,12 +89,15 @@ class FederationApp(pulumi.ComponentResource):
             uri = trust.tenant_audience(args.tenant_id, args.display_name.replace(" ", "-"))
             audience: pulumi.Output[str] = pulumi.Output.from_input(uri)
             self.audience_length = len(uri)
+            self.audience_in_advance = uri
         elif args.audience.kind == AUDIENCE_APP_ID:
             audience = app.client_id.apply(trust.app_id_audience)
             self.audience_length = len(trust.app_id_audience(args.app_role_id))  # any GUID
+            self.audience_in_advance = None
         else:
             audience = pulumi.Output.from_input(args.audience.uri)
             self.audience_length = len(args.audience.uri)
+            self.audience_in_advance = args.audience.uri
         # A separate resource so `api://{appId}` can refer to the app's own client id.
         identifier_uri = azuread.ApplicationIdentifierUri(
             f"{name}-identifier-uri",
@@ -121,7 +129,7 @@ class FederationApp(pulumi.ComponentResource):
         """Assign `AssumeAWSRole` to a service principal (a managed identity's object id)."""
         return azuread.AppRoleAssignment(
             f"{self._name}-assign-{key}",
-            app_role_id=self._app_role_id,
+            app_role_id=self.app_role_id,
             principal_object_id=principal_object_id,
             resource_object_id=self._service_principal.object_id,
             opts=pulumi.ResourceOptions(parent=self),

@@ -56,6 +56,12 @@ def bucket_name_problem(name: str) -> str | None:
     return None
 
 
+def foundation_app_role_id(project: str, stack: str) -> str:
+    """The foundation's app role id: a GUID that never changes for its stack (Entra keys app
+    role assignments on it, and every environment assigns it)."""
+    return str(uuid.uuid5(_UUID_NAMESPACE, f"foundation/{project}/{stack}/role"))
+
+
 def _checked(name: str, pattern: re.Pattern[str], what: str) -> str:
     if not pattern.match(name):
         raise ValueError(f"generated {what} name {name!r} breaks its naming rules")

@@ -14,6 +14,7 @@ from typing import Any
 
 from components.naming import bucket_name_problem
 from components.trust import DEFAULT_APP_NAME
+from shipping.build import DEFAULT_PYTHON_VERSION, PYTHON_VERSIONS
 
 NAMESPACE = "crosscloud"
 
@@ -26,14 +27,21 @@ _IAM_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 # Entra app display names allow most text; we keep to what reads well in portals and CLIs.
 _DISPLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,119}$")
 _CUSTOM_AUDIENCE = re.compile(r"^(?:api|https)://[A-Za-z0-9._~:/?#@!$&'()+,;=%-]{1,240}$")
+MAX_AUDIENCE_LENGTH = len("https://") + 240
+"""The longest audience `crosscloud:audience` accepts (sizes a trust policy whose audience is
+only known as an output, such as a foundation's)."""
+# https://www.pulumi.com/docs/iac/concepts/stacks/#stackreferences: <organization>/<project>/<stack>
+_STACK_REFERENCE = re.compile(
+    r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$"
+)
+# IAM names a provider after its URL without the scheme; Entra v1 issuers end with a slash.
+_OIDC_PROVIDER_ARN = re.compile(
+    r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:oidc-provider/sts\.windows\.net/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/?$"
+)
 _TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 _TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{0,256}$")
 
-# Flex runs 3.11-3.13, but the package is built on another machine with `pip --python-version`,
-# and pip evaluates environment markers for the machine it runs on, not the target. The pinned
-# azure-functions 1.26 requires Python < 3.13 and 2.x requires >= 3.13, so one requirements file
-# cannot serve 3.13 as well until the function moves to azure-functions 2.x.
-PYTHON_VERSIONS = ("3.11", "3.12")
 INSTANCE_MEMORY_MB = (2048, 4096)
 # Log Analytics interactive retention on the PerGB2018 tier: 30-730 days
 # (https://learn.microsoft.com/azure/azure-monitor/logs/data-retention-configure); the S3 access
@@ -84,7 +92,7 @@ class Settings:
     """`crosscloud:s3KeyPrefix`: limit the role to keys under this prefix ("" = whole bucket)."""
     extra_principal_ids: tuple[str, ...] = ()
     """`crosscloud:extraPrincipalIds`: more service-principal object ids to trust (VMs, AKS...)."""
-    python_version: str = "3.12"
+    python_version: str = DEFAULT_PYTHON_VERSION
     """`crosscloud:pythonVersion`: Python of the function apps and their package."""
     instance_memory_mb: int = 2048
     """`crosscloud:instanceMemoryMb`: Flex Consumption instance memory."""
@@ -99,6 +107,12 @@ class Settings:
     deployer_principal_type: str | None = None
     """`crosscloud:deployerPrincipalType`: `User` or `ServicePrincipal`, the principal type of
     whoever runs `pulumi up`; unset looks it up in Entra ID (components/deployer.py)."""
+    foundation: str | None = None
+    """`crosscloud:foundation`: `org/project/stack` of the foundation (foundation/) whose app
+    and OIDC provider this environment shares; unset: the stack creates its own (standalone)."""
+    aws_oidc_provider_arn: str | None = None
+    """`crosscloud:awsOidcProviderArn`: an IAM OIDC provider created elsewhere for this tenant's
+    issuer; unset: a standalone stack creates its own."""
 
 
 def _key(name: str) -> str:
@@ -184,6 +198,24 @@ def _audience_choice(value: str) -> AudienceChoice:
     return AudienceChoice("custom", value)
 
 
+def _stack_reference(value: str) -> str | None:
+    if not _STACK_REFERENCE.fullmatch(value):
+        return (
+            "the foundation's fully qualified stack name, <organization>/<project>/<stack> "
+            "(letters, digits, '-', '_' and '.')"
+        )
+    return None
+
+
+def _oidc_provider_arn(value: str) -> str | None:
+    if not _OIDC_PROVIDER_ARN.fullmatch(value):
+        return (
+            "the ARN of an IAM OIDC provider for an Entra tenant's v1 issuer, "
+            "arn:<partition>:iam::<account id>:oidc-provider/sts.windows.net/<tenant id>/"
+        )
+    return None
+
+
 def _key_prefix(value: str) -> str | None:
     if len(value) > 512 or value.startswith("/") or ".." in value:
         return "up to 512 characters, not starting with '/', without '..'"
@@ -248,7 +280,11 @@ ALLOWED_KEYS = (
     "auditRetentionDays",
     "alwaysReadyInstances",
     "deployerPrincipalType",
+    "foundation",
+    "awsOidcProviderArn",
 )
+# Keys a foundation stack owns: an environment that names a foundation must not set them.
+FOUNDATION_OWNED_KEYS = ("appDisplayName", "audience", "awsOidcProviderArn")
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
@@ -348,7 +384,16 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
             ),
         )
         or None,
+        foundation=parser.string("foundation", "", _stack_reference) or None,
+        aws_oidc_provider_arn=parser.string("awsOidcProviderArn", "", _oidc_provider_arn) or None,
     )
+    if "foundation" in raw:
+        for name in FOUNDATION_OWNED_KEYS:
+            if name in raw:
+                parser.problems.append(
+                    f"{_key(name)} and {_key('foundation')} are both set: with a foundation, the "
+                    f"foundation stack owns {_key(name)}; remove it from this stack"
+                )
     if parser.problems:
         raise SettingsError(
             "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in parser.problems)
@@ -356,14 +401,19 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     return settings
 
 
-def load_settings() -> Settings:
-    """Read every `crosscloud:*` key the stack sets (from the Pulumi runtime) and validate it."""
+def raw_config() -> dict[str, Any]:
+    """Every `crosscloud:*` value the stack sets (from the Pulumi runtime), keys without the
+    namespace. Shared by this project and the foundation (foundation_settings.py)."""
     import pulumi.runtime  # imported here so `parse_settings` stays usable without Pulumi
 
     everything = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    raw = {
+    return {
         key.split(":", 1)[1]: value
         for key, value in everything.items()
         if key.startswith(f"{NAMESPACE}:")
     }
-    return parse_settings(raw)
+
+
+def load_settings() -> Settings:
+    """Read every `crosscloud:*` key the stack sets and validate it."""
+    return parse_settings(raw_config())

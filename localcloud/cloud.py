@@ -13,8 +13,10 @@ Built from a `World` (the program run under mocks, see world.py), it starts:
 - Azurite (`--oauth basic`) behind `BlobGate`, which grants Storage Blob Data Reader to the
   principals the program grants it on the data account, and Contributor to the deployer, who
   seeds the container with the program's sample blobs;
-- one `python -m localcloud.function_host` per function app: the real function_src code with the
-  app's own environment and function keys;
+- one function host per function app (localcloud/function_host.py): the deployment package
+  `shipping/build.py` makes from function_src (built for the running Python, cached by content
+  hash), unpacked and run in an interpreter that sees only the standard library and the package,
+  with the app's own environment and function keys;
 - a fake ARM endpoint that hands those keys to the operator (`listkeys`), for `make verify`.
 
 The function code is pointed at all this only through the variables the SDKs honour
@@ -38,10 +40,11 @@ import sys
 import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from unittest.mock import patch
@@ -60,9 +63,17 @@ from localcloud.moto_server import WEB_IDENTITY, MotoServer
 from localcloud.net import LOOPBACK
 from localcloud.sts_verifier import OidcProvider, WebIdentityVerifier
 from localcloud.world import FunctionAppSpec, ManagedId, World, stable_client_id
+from shipping.build import BuiltPackage, build_package, local_target
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTION_SRC = REPO / "function_src"
+HOST_SCRIPT = REPO / "localcloud" / "function_host.py"
+HOST_INTERPRETER = (sys.executable, "-I", "-S", "-B")
+"""How a host's Python starts. -I -S: no site-packages, PYTHON* variables or script folder on
+sys.path, the host adds the package's own folders (see localcloud/function_host.py). -B: Flex
+runs the app from its package mounted read-only, where no bytecode can be cached
+(https://learn.microsoft.com/azure/azure-functions/run-functions-from-deployment-package), so
+every cold start compiles, here too."""
 OTHER_BUCKET = "localcloud-not-granted"
 """A bucket the role's policy does not name, holding the same objects: reading it must fail."""
 OPERATOR = "operator"
@@ -160,15 +171,20 @@ class _CloudMoto(MotoServer):
                 self._patched = False
 
 
-def sts_front(world: World, jwks_url: str, ca_cert: Path) -> WebIdentityVerifier:
+def sts_front(
+    world: World, jwks_url: str, ca_cert: Path, neighbours: Iterable[World] = ()
+) -> WebIdentityVerifier:
     """What AWS STS checks, configured from the program: its OIDC providers (keys from the fake
-    Entra's JWKS) and its role's trust policy."""
+    Entra's JWKS) and its role's trust policy (and those of neighbouring environments, which
+    share the providers: one per issuer URL in the account)."""
+    worlds = [world, *neighbours]
+    providers = {p.url: p for w in worlds for p in w.oidc_providers}
     return WebIdentityVerifier(
         [
             OidcProvider(url=p.url, arn=p.arn, client_ids=p.client_ids, jwks_url=jwks_url)
-            for p in world.oidc_providers
+            for p in providers.values()
         ],
-        {world.role_arn: world.trust_policy},
+        {w.role_arn: w.trust_policy for w in worlds},
         ssl_context=ssl.create_default_context(cafile=str(ca_cert)),
     )
 
@@ -189,13 +205,28 @@ class _AppPlan:
     """Set for an app that is not in the program."""
 
 
+def local_package() -> BuiltPackage:
+    """The package `pulumi up` would deploy, built for this machine's Python (cached)."""
+    python_version, platform = local_target()
+    return build_package(FUNCTION_SRC, python_version, platform=platform)
+
+
+def unpack(package: Path, destination: Path) -> Path:
+    """Extract the package as Flex mounts it: the zip's entries, nothing else."""
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(destination)
+    return destination
+
+
 class FunctionHost:
-    """One `python -m localcloud.function_host` process and what it needs to (re)start."""
+    """One function host process (`python -I -S localcloud/function_host.py` in the unpacked
+    package) and what it needs to (re)start."""
 
     def __init__(
-        self, plan: _AppPlan, env: Mapping[str, str], keys: SiteKeys, workdir: Path
+        self, plan: _AppPlan, env: Mapping[str, str], keys: SiteKeys, workdir: Path, app_root: Path
     ) -> None:
         self.plan = plan
+        self.app_root = app_root
         self.env = dict(env)
         self.keys = keys
         self.port = 0
@@ -215,8 +246,8 @@ class FunctionHost:
         """Start the process (it imports the app in parallel with whatever the caller does)."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "localcloud.function_host"],
-            cwd=REPO,
+            [*HOST_INTERPRETER, str(HOST_SCRIPT)],
+            cwd=self.app_root,
             env=self.env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -226,9 +257,10 @@ class FunctionHost:
         )
         spec = {
             "name": self.name,
-            "function_src": str(FUNCTION_SRC),
+            "app_root": str(self.app_root),
             "port": self.port,  # 0 the first time; a restart keeps the port
-            "tls": {name: str(path) for name, path in asdict(tls).items()},
+            "server_cert": str(tls.server_cert),
+            "server_key": str(tls.server_key),
             "keys": {"default": self.keys.default, "master": self.keys.master},
         }
         assert self._process.stdin is not None
@@ -267,9 +299,34 @@ class FunctionHost:
 class LocalCloud:
     """Context manager: `with LocalCloud(world_from_program()) as cloud: cloud.call(...)`."""
 
-    def __init__(self, world: World, *, extra_apps: Sequence[ExtraApp] = ()) -> None:
+    def __init__(
+        self,
+        world: World,
+        *,
+        extra_apps: Sequence[ExtraApp] = (),
+        neighbours: Mapping[str, World] | None = None,
+        package: BuiltPackage | None = None,
+    ) -> None:
+        """`neighbours`: other environment stacks on the same foundation as `world` (same
+        tenant, audience and OIDC provider), by environment name. Their apps run as
+        `{name}-{kind}`, their roles and buckets sit beside this world's in the one local AWS
+        account, and the one Azurite account stands in for each environment's data account.
+        `package`: the deployment package every host runs (default: `local_package()`)."""
         self.world = world
-        self.plans = _plans(world, extra_apps)
+        self.neighbours = dict(neighbours or {})
+        for name, other in self.neighbours.items():
+            if (other.tenant_id, other.audience, other.container) != (
+                world.tenant_id,
+                world.audience,
+                world.container,
+            ):
+                raise ValueError(
+                    f"environment {name} does not share this world's tenant, audience and "
+                    "container: it is not on the same foundation"
+                )
+        self.plans = _plans(world, extra_apps, self.neighbours)
+        self._package = package
+        self.package: BuiltPackage
         self._stack = ExitStack()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TlsFiles
@@ -302,6 +359,8 @@ class LocalCloud:
         self._workdir = tempfile.TemporaryDirectory(prefix="localcloud-")
         workdir = Path(self._workdir.name)
         self.tls = tls = make_tls_files(workdir / "tls")
+        self.package = self._package or local_package()
+        app_root = unpack(self.package.path, workdir / "wwwroot")
 
         # Everything is wired before anything starts (ports are picked in the constructors), so
         # the slow parts - Azurite's Node start and the hosts' imports - overlap with the rest.
@@ -310,19 +369,21 @@ class LocalCloud:
             world.audience,
             world.federation_display_name,
             app_role=world.app_role,
-            assigned=world.assigned | self._assigned_by_hand(),
+            assigned=frozenset().union(*(w.assigned for w in self._worlds()))
+            | self._assigned_by_hand(),
             assignment_required=world.assignment_required,
         )
         deployer = _identity(OPERATOR, world.deployer)
         self.operator = entra.add_host(OPERATOR, system_identity=deployer)
-        self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert)
+        self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert, self.neighbours.values())
         self.aws = _CloudMoto(tls, region=world.region, sts_guard=self.verifier)
         azurite = self.azurite = Azurite(tls)
         self.gate = BlobGate(
             azurite.blob_endpoint,
             tls,
             jwks=entra.jwks(),
-            readers=set(world.blob_readers | self._readers_by_hand()),
+            readers=set().union(*(w.blob_readers for w in self._worlds()))
+            | self._readers_by_hand(),
             contributors=set(world.blob_writers),
         )
         for plan in self.plans:
@@ -334,7 +395,7 @@ class LocalCloud:
             )
             keys = SiteKeys(master=secrets.token_urlsafe(32), default=secrets.token_urlsafe(32))
             self.hosts[plan.name] = FunctionHost(
-                plan, self._host_env(plan, host, workdir), keys, workdir
+                plan, self._host_env(plan, host, workdir), keys, workdir, app_root
             )
         self.arm = FakeArm(
             tls,
@@ -377,6 +438,9 @@ class LocalCloud:
         self.stop()
 
     # ---- set-up --------------------------------------------------------------------------------
+
+    def _worlds(self) -> list[World]:
+        return [self.world, *self.neighbours.values()]
 
     def _assigned_by_hand(self) -> frozenset[str]:
         return frozenset(
@@ -448,36 +512,40 @@ class LocalCloud:
             "AWS_SECRET_ACCESS_KEY": operator["SecretAccessKey"],
         }
 
-        for provider in world.oidc_providers:
+        # Environments on one foundation share its provider: IAM holds one per URL.
+        providers = {p.arn: p for w in self._worlds() for p in w.oidc_providers}
+        for provider in providers.values():
             arn = iam.create_open_id_connect_provider(
                 Url=provider.url, ClientIDList=list(provider.client_ids), ThumbprintList=[]
             )["OpenIDConnectProviderArn"]
             _same("OIDC provider ARN", arn, provider.arn)
-        role = iam.create_role(
-            RoleName=world.role_name,
-            AssumeRolePolicyDocument=world.trust_policy,
-            MaxSessionDuration=world.role_max_session_seconds,
-        )["Role"]
-        _same("role ARN", role["Arn"], world.role_arn)
-        iam.put_role_policy(
-            RoleName=world.role_name,
-            PolicyName=world.read_policy_name,
-            PolicyDocument=world.read_policy,
-        )
+        for each in self._worlds():
+            role = iam.create_role(
+                RoleName=each.role_name,
+                AssumeRolePolicyDocument=each.trust_policy,
+                MaxSessionDuration=each.role_max_session_seconds,
+            )["Role"]
+            _same("role ARN", role["Arn"], each.role_arn)
+            iam.put_role_policy(
+                RoleName=each.role_name,
+                PolicyName=each.read_policy_name,
+                PolicyDocument=each.read_policy,
+            )
         s3 = aws.client("s3")
         location = (
             {"CreateBucketConfiguration": {"LocationConstraint": world.region}}
             if world.region != "us-east-1"
             else {}
         )
-        for bucket in (world.bucket, OTHER_BUCKET):
+        buckets = {w.bucket: w for w in self._worlds()} | {OTHER_BUCKET: world}
+        for bucket, owner in buckets.items():
             s3.create_bucket(Bucket=bucket, **location)
-            for key_name, path in world.s3_objects.items():
+            for key_name, path in owner.s3_objects.items():
                 s3.put_object(
                     Bucket=bucket,
                     Key=key_name,
                     Body=path.read_bytes(),
-                    ContentType=world.s3_content_types[key_name],
+                    ContentType=owner.s3_content_types[key_name],
                 )
         aws.enable_auth()
 
@@ -581,12 +649,21 @@ class LocalCloud:
 
     def update_trust_policy(self, world: World) -> None:
         """Apply another program run's trust policy, as `pulumi up` would
-        (iam:UpdateAssumeRolePolicy); the STS front enforces it from the next exchange on."""
-        _same("role ARN", world.role_arn, self.world.role_arn)
+        (iam:UpdateAssumeRolePolicy); the STS front enforces it from the next exchange on.
+        `world` is a run of this cloud's stack or of one of its neighbours (same role ARN)."""
+        primary = world
+        neighbour = [name for name, w in self.neighbours.items() if w.role_arn == world.role_arn]
+        if neighbour:
+            self.neighbours[neighbour[0]] = world
+            primary = self.world
+        else:
+            _same("role ARN", world.role_arn, self.world.role_arn)
         self.aws.client("iam").update_assume_role_policy(
             RoleName=world.role_name, PolicyDocument=world.trust_policy
         )
-        self.verifier = sts_front(world, self.entra.jwks_url, self.tls.ca_cert)
+        self.verifier = sts_front(
+            primary, self.entra.jwks_url, self.tls.ca_cert, self.neighbours.values()
+        )
         self.aws.sts_guard = self.verifier
 
     def listening_ports(self) -> list[int]:
@@ -615,12 +692,20 @@ def leftovers(ports: Iterable[int]) -> list[str]:
     return found
 
 
-def _plans(world: World, extra_apps: Sequence[ExtraApp]) -> list[_AppPlan]:
+def _plans(
+    world: World, extra_apps: Sequence[ExtraApp], neighbours: Mapping[str, World]
+) -> list[_AppPlan]:
     plans = [_AppPlan(kind, app) for kind, app in world.apps.items()]
+    plans += [
+        _AppPlan(f"{env}-{kind}", app)
+        for env, other in neighbours.items()
+        for kind, app in other.apps.items()
+    ]
+    apps = {plan.name: plan.app for plan in plans}
     for extra in extra_apps:
-        if extra.name in world.apps or extra.name == OPERATOR:
+        if extra.name in apps or extra.name == OPERATOR:
             raise ValueError(f"extra app name {extra.name!r} is taken")
-        base = world.apps[extra.copies]
+        base = apps[extra.copies]
         settings = {**base.settings, **extra.settings}
         if extra.new_identity:
             principal_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"localcloud/app/{extra.name}"))

@@ -3,7 +3,9 @@
 Runs the Pulumi program under mocks, starts the local cloud it describes (localcloud/cloud.py),
 calls the real function code as the program's SAMI and UAMI apps, then as four apps that each
 miss one link of the trust chain (localcloud/scenarios.py), prints what happened, stops
-everything and checks that nothing is left running. Exit 0 only when every outcome is the
+everything and checks that nothing is left running. Then the same for the teams shape: a
+foundation and two environments sharing its app and provider, each reading only its own bucket
+(localcloud/teams.py). Exit 0 only when every outcome is the
 expected one.
 """
 
@@ -13,9 +15,10 @@ import sys
 import textwrap
 import time
 
+from localcloud import teams
 from localcloud.cloud import LocalCloud, leftovers
 from localcloud.scenarios import EXTRA_APPS, WHO, Outcome, run
-from localcloud.world import World, world_from_program
+from localcloud.world import World, teams_worlds, world_from_program
 
 
 def _short(principal_id: str) -> str:
@@ -46,12 +49,12 @@ def describe_world(world: World, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def table(outcomes: list[Outcome]) -> str:
+def table(outcomes: list[Outcome], who: dict[str, str] = WHO) -> str:
     header = ("", "who", "what", "expected", "got", "tok", "sts", "ms")
     rows = [header] + [
         (
             "ok" if o.met else "FAIL",
-            WHO.get(o.case.app, o.case.app),
+            who.get(o.case.app, o.case.app),
             o.case.what,
             o.case.expected,
             o.got,
@@ -104,6 +107,41 @@ def fake_counts(cloud: LocalCloud) -> str:
     )
 
 
+def _stop_report(ports: list[int], process_count: int) -> tuple[str, bool]:
+    """After a cloud stopped: the line saying what is left running, and whether nothing is."""
+    left = leftovers(ports)
+    if left:
+        return "Stopped, but still running:\n  " + "\n  ".join(left), False
+    return (
+        f"Stopped: {len(ports)} listeners closed, {process_count} processes ended; nothing left "
+        "running",
+        True,
+    )
+
+
+def teams_part() -> tuple[int, int]:
+    """Foundation + dev + prod on one local cloud: (expected outcomes met, outcomes)."""
+    started = time.perf_counter()
+    worlds = teams_worlds()
+    print("\n" + teams.describe(worlds, time.perf_counter() - started), flush=True)
+    cloud = teams.start(worlds)
+    with cloud:
+        print(
+            f"\nLocal cloud up in {cloud.startup_s:.1f} s: one federation app and one OIDC "
+            f"provider, {len(worlds)} environments, {len(cloud.hosts)} function hosts\n",
+            flush=True,
+        )
+        outcomes = teams.run(cloud)
+        print(table(outcomes, teams.WHO))
+        print()
+        print(explanations(outcomes))
+        ports = cloud.listening_ports()
+        process_count = len(cloud.hosts) + 1
+    report, clean = _stop_report(ports, process_count)
+    print(report)
+    return sum(o.met for o in outcomes) + clean, len(outcomes) + 1
+
+
 def main() -> int:
     started = time.perf_counter()
     print("make demo: the real function code through the real trust chain on 127.0.0.1\n")
@@ -130,22 +168,18 @@ def main() -> int:
         process_count = len(cloud.hosts) + 1  # the hosts and Azurite
         stop_started = time.perf_counter()
     stop_s = time.perf_counter() - stop_started
-    left = leftovers(ports)
-    total_s = time.perf_counter() - started
+    report, clean = _stop_report(ports, process_count)
     print(
         f"Timings: program {program_s:.1f} s, start {cloud.startup_s:.1f} s, "
-        f"{len(outcomes)} calls {calls_s:.1f} s, stop {stop_s:.1f} s, total {total_s:.1f} s"
+        f"{len(outcomes)} calls {calls_s:.1f} s, stop {stop_s:.1f} s"
     )
-    if left:
-        print("Stopped, but still running:\n  " + "\n  ".join(left))
-    else:
-        print(
-            f"Stopped: {len(ports)} listeners closed, {process_count} processes ended; nothing "
-            "left running"
-        )
-    met = sum(o.met for o in outcomes) + (not left)
-    print(f"demo: {met}/{len(outcomes) + 1} expected outcomes")
-    return 0 if met == len(outcomes) + 1 else 1
+    print(report)
+    met, total = sum(o.met for o in outcomes) + clean, len(outcomes) + 1
+    teams_met, teams_total = teams_part()
+    met, total = met + teams_met, total + teams_total
+    print(f"Total {time.perf_counter() - started:.1f} s")
+    print(f"demo: {met}/{total} expected outcomes")
+    return 0 if met == total else 1
 
 
 if __name__ == "__main__":

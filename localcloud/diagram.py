@@ -122,7 +122,7 @@ def draw(run: ProgramRun) -> str:
             "round",
         )
     applications = run.of_type(APPLICATION)
-    app_name = applications[0].inputs["displayName"] if applications else "federation app"
+    app_name = applications[0].inputs["displayName"] if applications else "of the foundation stack"
     graph.node("fed", f"Entra app {app_name}<br/>role AssumeAWSRole, assignment required")
     readers = [
         a

@@ -10,9 +10,11 @@ principal ids, endpoints); every input is recorded exactly as the engine would r
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import re
 import runpy
 import uuid
 from collections.abc import Iterator, Mapping
@@ -24,7 +26,8 @@ from unittest.mock import patch
 import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import SETTINGS, get_root_resource
+from pulumi.runtime.sync_await import _ensure_event_loop
 
 from shipping import build
 from shipping.build import BuiltPackage
@@ -32,6 +35,8 @@ from shipping.build import BuiltPackage
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "__main__.py"
 PROJECT = "crosscloud"
+FOUNDATION_PROGRAM = REPO / "foundation" / "__main__.py"
+FOUNDATION_PROJECT = "crosscloud-foundation"
 
 TENANT_ID = "11111111-2222-3333-4444-555555555555"
 SUBSCRIPTION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -114,19 +119,65 @@ class MockCloud:
     as `azuread.get_directory_object` shortens it; None: the deployer may not read it (403)."""
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    """Computed outputs the program depends on, per resource type."""
+_ACCOUNT_IN_ROLE_ARN = re.compile(r"^arn:[\w-]+:iam::(\d{12}):role/")
 
-    def __init__(self, cloud: MockCloud) -> None:
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Computed outputs the program depends on, per resource type.
+
+    `aws_account_id` is the account of the ambient AWS credentials; an explicit `aws.Provider`
+    that assumes a role deploys into the role's account. `stack_outputs` answers
+    `pulumi.StackReference` by fully qualified stack name, as the Pulumi service would.
+    """
+
+    def __init__(
+        self,
+        stack: str,
+        aws_account_id: str,
+        stack_outputs: Mapping[str, Mapping[str, Any]],
+        oidc_providers: Mapping[str, Mapping[str, Any]],
+        cloud: MockCloud,
+    ) -> None:
         super().__init__()
         self.cloud = cloud
         self.invokes: list[str] = []
         """Tokens of every invoke, in order."""
+        self.oidc_providers = oidc_providers
+        self.stack = stack
+        self.aws_account_id = aws_account_id
+        self.stack_outputs = stack_outputs
+
+    def _account(self, provider_reference: str | None) -> str:
+        """The AWS account a resource or invoke deploys to, from its provider's id."""
+        provider_id = (provider_reference or "").rsplit("::", 1)[-1]
+        if provider_id.startswith("aws-account-"):
+            return provider_id.removeprefix("aws-account-")
+        return self.aws_account_id
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs, name, typ = dict(args.inputs), args.name, args.typ
         partition = self.cloud.partition
-        guid = fake_guid(typ, name)
+        if typ == "pulumi:pulumi:StackReference":
+            stack = inputs["name"]
+            if stack not in self.stack_outputs:
+                raise ValueError(
+                    f"no stack {stack} to reference (the mocks know none by that name)"
+                )
+            outputs = dict(self.stack_outputs[stack])
+            return stack, {"name": stack, "outputs": outputs, "secretOutputNames": []}
+        if typ == "pulumi:providers:aws":
+            roles = inputs.get("assumeRoles") or []
+            roles = json.loads(roles) if isinstance(roles, str) else roles
+            accounts = {
+                match.group(1)
+                for role in roles
+                if (match := _ACCOUNT_IN_ROLE_ARN.match(role.get("roleArn", "")))
+            }
+            account = accounts.pop() if len(accounts) == 1 else self.aws_account_id
+            return f"aws-account-{account}", inputs
+        account_id = self._account(args.provider)
+        # Ids differ between stacks, as the cloud's do (dev and prod identities are not one).
+        guid = fake_guid(self.stack, typ, name)
         state: dict[str, Any] = dict(inputs)
         rid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg/providers/{typ}/{name}"
         if typ.startswith("azure-native:"):
@@ -138,16 +189,19 @@ class _Mocks(pulumi.runtime.Mocks):
                 "blob": f"https://{inputs['accountName']}.blob.core.windows.net/"
             }
         elif typ == "azure-native:managedidentity:UserAssignedIdentity":
-            state.update(principalId=fake_guid("principal", name), clientId=guid)
+            state.update(principalId=fake_guid(self.stack, "principal", name), clientId=guid)
         elif typ == "azure-native:web:WebApp":
             app = inputs["name"]
             identity = dict(inputs.get("identity") or {})
             if identity.get("type") == "SystemAssigned":
-                identity["principalId"] = fake_guid("principal", name)
+                identity["principalId"] = fake_guid(self.stack, "principal", name)
             elif identity.get("userAssignedIdentities"):
                 # The input is a list of ids; ARM (and the SDK's output type) use a map.
                 identity["userAssignedIdentities"] = {
-                    uid: {"principalId": fake_guid(uid), "clientId": fake_guid("c", uid)}
+                    uid: {
+                        "principalId": fake_guid(self.stack, uid),
+                        "clientId": fake_guid(self.stack, "c", uid),
+                    }
                     for uid in identity["userAssignedIdentities"]
                 }
             state.update(
@@ -174,10 +228,10 @@ class _Mocks(pulumi.runtime.Mocks):
             state["objectId"] = guid
         elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             host = inputs["url"].removeprefix("https://")
-            state["arn"] = f"arn:{partition}:iam::{AWS_ACCOUNT_ID}:oidc-provider/{host}"
+            state["arn"] = f"arn:{partition}:iam::{account_id}:oidc-provider/{host}"
         elif typ == "aws:iam/role:Role":
             rid = inputs["name"]
-            state["arn"] = f"arn:{partition}:iam::{AWS_ACCOUNT_ID}:role/{inputs['name']}"
+            state["arn"] = f"arn:{partition}:iam::{account_id}:role/{inputs['name']}"
         elif typ == "aws:s3/bucket:Bucket":
             rid = inputs["bucket"]
             state["arn"] = f"arn:{partition}:s3:::{inputs['bucket']}"
@@ -199,12 +253,31 @@ class _Mocks(pulumi.runtime.Mocks):
                 "subscriptionId": SUBSCRIPTION_ID,
                 "tenantId": TENANT_ID,
             }, []
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+        if args.token == "azuread:index/getClientConfig:getClientConfig":
             return {
-                "accountId": AWS_ACCOUNT_ID,
-                "arn": f"arn:aws:iam::{AWS_ACCOUNT_ID}:role/deployer",
+                "clientId": fake_guid("deployer-client"),
+                "objectId": DEPLOYER_OBJECT_ID,
+                "tenantId": TENANT_ID,
+                "id": f"{TENANT_ID}-deployer",
+            }, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            account_id = self._account(args.provider)
+            return {
+                "accountId": account_id,
+                "arn": f"arn:{self.cloud.partition}:iam::{account_id}:role/deployer",
                 "userId": "AROAEXAMPLE:deployer",
-                "id": AWS_ACCOUNT_ID,
+                "id": account_id,
+            }, []
+        if args.token == "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider":
+            arn = args.args["arn"]
+            if arn not in self.oidc_providers:
+                raise ValueError(f"NoSuchEntity: OpenIDConnect provider not found for arn {arn}")
+            return {
+                "arn": arn,
+                "tags": {},
+                "thumbprintLists": [],
+                "id": arn,
+                **self.oidc_providers[arn],
             }, []
         if args.token == "aws:index/getPartition:getPartition":
             partition = self.cloud.partition
@@ -258,11 +331,39 @@ class _WarningCollector(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def _settle() -> None:
+    """After a failed run, let the program's other pending tasks finish (or cancel them), so
+    their errors do not surface in the next run in this process. A program that fails inside
+    an `apply` (FoundationError, ExistingProviderError) leaves such tasks behind."""
+    loop = _ensure_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if pending:
+        _done, stuck = loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        for task in stuck:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    # The failing output's other consumers hold the same error; asyncio would log each as
+    # "Future exception was never retrieved" when collected, though the caller got it raised.
+    loop.set_exception_handler(_drop_raised_run_errors)
+
+
+def _drop_raised_run_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), pulumi.RunError):
+        loop.default_exception_handler(context)
+
+
 def run_program(
     config: Mapping[str, Any] | None = None,
     *,
     stack: str = "dev",
     package: BuiltPackage = STAND_IN_PACKAGE,
+    aws_account_id: str = AWS_ACCOUNT_ID,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    oidc_providers: Mapping[str, Mapping[str, Any]] | None = None,
+    program: Path = PROGRAM,
+    project: str = PROJECT,
     cloud: MockCloud = MockCloud(),
     registered: list[Registered] | None = None,
 ) -> ProgramRun:
@@ -270,19 +371,25 @@ def run_program(
 
     Lists and maps are passed as JSON text, as the Pulumi CLI hands structured config to programs.
     `package` stands in for the function package: building the real one installs wheels from
-    PyPI, which tests/shipping covers; here only its sha256 matters. `cloud` sets what the mocked
-    clouds answer (AWS partition, the deployer's directory type). `registered`, when given,
-    receives each registration as it happens, so a test can see what a failed run registered.
+    PyPI, which tests/shipping covers; here only its sha256 matters. `aws_account_id` is the
+    account of the ambient AWS credentials; `stack_outputs` the outputs of the stacks a
+    StackReference may name (e.g. a foundation run's `outputs`, under its org/project/stack);
+    `oidc_providers` the IAM OIDC providers that exist already, by ARN (`url`, `clientIdLists`
+    as IAM reports them). `cloud` sets what the mocked clouds answer (AWS partition, the
+    deployer's directory type). `registered`, when given, receives each registration as it
+    happens, so a test can see what a failed run registered.
     Raises whatever the program raises (e.g. `SettingsError` for bad config).
     """
-    mocks = _Mocks(cloud)
+    mocks = _Mocks(stack, aws_account_id, stack_outputs or {}, oidc_providers or {}, cloud)
     monitor = _RecordingMonitor(mocks, [] if registered is None else registered)
     warnings = _WarningCollector()
     engine_log = logging.getLogger(f"crosscloud.mock-engine.{id(warnings)}")
     engine_log.propagate = False
     engine_log.addHandler(warnings)
+    # A fresh root stack per run: set_mocks keeps the previous run's, with its exports.
+    pulumi.runtime.reset_options(project=project, stack=stack)
     pulumi.runtime.set_mocks(
-        mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor, logger=engine_log
+        mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=engine_log
     )
     pulumi.runtime.set_all_config(
         {
@@ -294,18 +401,38 @@ def run_program(
     stack_outputs: dict[str, Any] = {}
 
     @pulumi.runtime.test
-    def program() -> pulumi.Output[None]:
+    def run() -> pulumi.Output[None]:
         with patch.object(build, "build_package", lambda *_args, **_kwargs: package):
-            runpy.run_path(str(PROGRAM), run_name="__main__")
+            runpy.run_path(str(program), run_name="__main__")
         # `pulumi.export` only records outputs on the root stack; resolve them for the tests.
         exported = pulumi.Output.from_input(get_root_resource().outputs)
         return exported.apply(stack_outputs.update)
 
-    program()
+    try:
+        run()
+    except BaseException:
+        _settle()
+        raise
     return ProgramRun(
         resources=monitor.registered,
         outputs=stack_outputs,
         component_outputs=monitor.outputs,
         warnings=warnings.messages,
         invokes=mocks.invokes,
+    )
+
+
+def run_foundation(
+    config: Mapping[str, Any] | None = None,
+    *,
+    stack: str = "shared",
+    aws_account_id: str = AWS_ACCOUNT_ID,
+) -> ProgramRun:
+    """Run the foundation (foundation/__main__.py) under the same mocks."""
+    return run_program(
+        config,
+        stack=stack,
+        aws_account_id=aws_account_id,
+        program=FOUNDATION_PROGRAM,
+        project=FOUNDATION_PROJECT,
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from components.azure_roles import AzureRole
-from localcloud.mocked_program import ProgramRun, Registered, run_program
+from localcloud.mocked_program import ProgramRun, Registered, run_foundation, run_program
 
 APPLICATION = "azuread:index/application:Application"
 IDENTIFIER_URI = "azuread:index/applicationIdentifierUri:ApplicationIdentifierUri"
@@ -150,24 +150,26 @@ class World:
         return sorted(set(self.blobs) & names)
 
 
-def derive(run: ProgramRun) -> World:
-    """Read a `World` out of one run of the program."""
+def derive(run: ProgramRun, foundation: ProgramRun | None = None) -> World:
+    """Read a `World` out of one run of the program. For an environment stack, `foundation` is
+    the run of the foundation it names: the federation app and the OIDC providers are there."""
     outputs = run.outputs
     tenant_id = outputs["tenantId"]
     audience = outputs["audience"]
+    shared = foundation or run
 
     uri = _one(
-        (r for r in run.of_type(IDENTIFIER_URI) if r.inputs["identifierUri"] == audience),
+        (r for r in shared.of_type(IDENTIFIER_URI) if r.inputs["identifierUri"] == audience),
         f"identifier URI {audience}",
     )
     application = _one(
-        (r for r in run.of_type(APPLICATION) if r.id == uri.inputs["applicationId"]),
+        (r for r in shared.of_type(APPLICATION) if r.id == uri.inputs["applicationId"]),
         "federation application",
     )
     principal = _one(
         (
             r
-            for r in run.of_type(SERVICE_PRINCIPAL)
+            for r in shared.of_type(SERVICE_PRINCIPAL)
             if r.inputs["clientId"] == application.state["clientId"]
         ),
         "federation service principal",
@@ -229,7 +231,7 @@ def derive(run: ProgramRun) -> World:
                 arn=r.state["arn"],
                 client_ids=tuple(r.inputs.get("clientIdLists", ())),
             )
-            for r in run.of_type(OIDC_PROVIDER)
+            for r in shared.of_type(OIDC_PROVIDER)
         ),
         role_name=role.inputs["name"],
         role_arn=role.state["arn"],
@@ -256,6 +258,33 @@ def derive(run: ProgramRun) -> World:
 def world_from_program(config: Mapping[str, Any] | None = None) -> World:
     """Run `__main__.py` under mocks with `crosscloud:*` config and derive the world."""
     return derive(run_program(config))
+
+
+TEAMS_FOUNDATION = "localcloud/crosscloud-foundation/shared"
+TEAMS_ENVIRONMENTS = ("dev", "prod")
+
+
+def teams_worlds(
+    environments: tuple[str, ...] = TEAMS_ENVIRONMENTS,
+) -> dict[str, World]:
+    """The foundation (foundation/__main__.py) and one environment stack per name, each run
+    under mocks, the environments' StackReference answered with the foundation's outputs.
+
+    All in one AWS account (the mocks' ambient one), as teams that put dev and prod side by side
+    do: one OIDC provider there, and a role per environment (so each sets its own awsRoleName).
+    """
+    foundation = run_foundation({"awsAccounts": []})
+    return {
+        name: derive(
+            run_program(
+                {"foundation": TEAMS_FOUNDATION, "awsRoleName": f"S3ReadFromAzure-{name}"},
+                stack=name,
+                stack_outputs={TEAMS_FOUNDATION: foundation.outputs},
+            ),
+            foundation,
+        )
+        for name in environments
+    }
 
 
 def _principals_with(run: ProgramRun, scope: Registered, roles: set[AzureRole]) -> set[str]:

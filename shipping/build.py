@@ -12,16 +12,29 @@ zero functions on Flex), one compression method and level, no bytecode, no conso
 zip is cached under `.build/` with a key over the sources, the requirements, the Python version,
 pip's version and this file, so `pulumi preview` reuses it instead of reinstalling every run.
 
-`python -m shipping.build [--python 3.12]` builds it and prints `<path> <sha256>` as its last line.
+Only what runs ships: pip installs the pinned requirements (function_src/requirements.txt names no
+distribution the code does not import), then botocore's `data/` is cut down to the services the
+code creates clients for, read from `crosscloud_fn/aws_services.py`, plus the shared files
+beside them (endpoints, partitions, retry and default-configuration data). That is 15 MB of
+service models the function never loads, out of a 25 MB package.
+
+The local cloud runs this very package (localcloud/cloud.py), built for the running interpreter:
+`local_target()`.
+
+`python -m shipping.build [--python 3.12 | --local]` builds it, reports its size and prints
+`<path> <sha256>` as its last line.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import csv
 import hashlib
 import importlib.metadata
 import json
 import os
+import platform as host_platform
 import re
 import shutil
 import stat
@@ -34,14 +47,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.settings import PYTHON_VERSIONS, Settings
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE_DIR = REPO_ROOT / "function_src"
 DEFAULT_CACHE_DIR = REPO_ROOT / ".build"
 
+# Flex runs 3.11-3.13, but the package is built on another machine with `pip --python-version`,
+# and pip evaluates environment markers for the machine it runs on, not the target. The pinned
+# azure-functions 1.26 requires Python < 3.13 and 2.x requires >= 3.13, so one requirements file
+# cannot serve 3.13 as well until the function moves to azure-functions 2.x.
+PYTHON_VERSIONS = ("3.11", "3.12")
+"""Python versions the package can be built for (crosscloud:pythonVersion; components.settings
+takes them from here, the builder being the layer below)."""
+DEFAULT_PYTHON_VERSION = "3.12"
 PLATFORM = "manylinux2014_x86_64"
 """glibc 2.17+ x86_64: runs on the Flex Consumption Linux workers (and accepts manylinux1/2010)."""
+AWS_SERVICES_FILE = "crosscloud_fn/aws_services.py"
+"""Where the app names the AWS services it calls (`AWS_SERVICES`), relative to the app root."""
 SITE_PACKAGES = ".python_packages/lib/site-packages"
 REQUIRED_FILES = ("function_app.py", "host.json", "requirements.txt")
 
@@ -98,11 +119,62 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def cache_key(source_dir: Path, python_version: str) -> str:
+def local_target() -> tuple[str, str | None]:
+    """(Python version, wheel platform) to build a package this machine can run.
+
+    The running interpreter's version. On Linux x86_64 the platform is the deployed one, so the
+    local cloud runs the very wheels that ship; elsewhere None: pip picks wheels for this machine
+    (a macOS or arm64 laptop cannot load manylinux x86_64 extension modules).
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    linux_x86_64 = sys.platform == "linux" and host_platform.machine() == "x86_64"
+    return version, PLATFORM if linux_x86_64 else None
+
+
+def aws_services(source_dir: Path) -> tuple[str, ...] | None:
+    """`AWS_SERVICES` of the app's AWS_SERVICES_FILE, or None if the app has no such file.
+
+    Read from the syntax tree, not imported: the builder runs none of the app's code. The tuple
+    may name module-level string constants (`STS = "sts"`) or hold literals.
+    """
+    path = source_dir / AWS_SERVICES_FILE
+    if not path.is_file():
+        return None
+    constants: dict[str, object] = {}
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                constants[target.id] = _literal(node.value, constants)
+    services = constants.get("AWS_SERVICES")
+    if (
+        not isinstance(services, tuple)
+        or not services
+        or not all(isinstance(s, str) and re.fullmatch(r"[a-z0-9-]+", s) for s in services)
+    ):
+        raise BuildError(
+            f"{path}: AWS_SERVICES must be a non-empty tuple of botocore service names "
+            f"(module-level strings), got {services!r}"
+        )
+    return services
+
+
+def _literal(node: ast.expr, constants: dict[str, object]) -> object:
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    if isinstance(node, ast.Tuple):
+        return tuple(_literal(element, constants) for element in node.elts)
+    if isinstance(node, ast.Constant):
+        return node.value
+    return None
+
+
+def cache_key(source_dir: Path, python_version: str, platform: str | None = PLATFORM) -> str:
     """Hex digest over everything that decides the package's bytes.
 
-    Sources and requirements (names and contents), the target Python and platform, pip's version
-    (it lays out the installed files) and this builder's own code.
+    Sources and requirements (names and contents, the AWS service list among them), the target
+    Python and platform, pip's version (it lays out the installed files) and this builder's own
+    code.
     """
     digest = hashlib.sha256()
 
@@ -114,7 +186,8 @@ def cache_key(source_dir: Path, python_version: str) -> str:
     add("builder", Path(__file__).read_bytes())
     add("pip", importlib.metadata.version("pip").encode())
     add("python", python_version.encode())
-    add("platform", PLATFORM.encode())
+    # None: this machine's own wheels, which depend on the machine and the interpreter build.
+    add("platform", (platform or f"native:{sys.implementation.cache_tag}:{_machine()}").encode())
     for name, path in source_files(source_dir):
         add("name", name.encode())
         add("content", path.read_bytes())
@@ -130,22 +203,37 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _machine() -> str:
+    return f"{sys.platform}-{host_platform.machine()}"
+
+
 def build_package(
-    source_dir: Path, python_version: str, cache_dir: Path = DEFAULT_CACHE_DIR
+    source_dir: Path,
+    python_version: str,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    platform: str | None = PLATFORM,
 ) -> BuiltPackage:
-    """The package for `source_dir` and `python_version`: from the cache, or built into it."""
+    """The package for `source_dir`, `python_version` and the wheel `platform`: from the cache,
+    or built into it. `platform` None means this machine's own wheels (see `local_target`)."""
     source_dir = source_dir.resolve()
     if not _PYTHON_VERSION.match(python_version):
         raise BuildError(f"python_version must look like '3.12', got {python_version!r}")
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if platform is None and python_version != running:
+        raise BuildError(
+            f"a package with this machine's wheels is for the running Python {running}, "
+            f"not {python_version}"
+        )
     missing = [name for name in REQUIRED_FILES if not (source_dir / name).is_file()]
     if missing:
         raise BuildError(f"{source_dir} is not a function app: missing {', '.join(missing)}")
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{source_dir.name}-py{python_version}"
+    services = aws_services(source_dir)
+    stem = f"{source_dir.name}-py{python_version}" + ("" if platform else f"-{_machine()}")
     zip_path = cache_dir / f"{stem}.zip"
     key_path = cache_dir / f"{stem}.key.json"
-    key = cache_key(source_dir, python_version)
+    key = cache_key(source_dir, python_version, platform)
 
     cached = _cached(zip_path, key_path, key)
     if cached:
@@ -153,8 +241,12 @@ def build_package(
 
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".tmp-") as work:
         site_packages = Path(work, "site-packages")
-        _install_dependencies(source_dir / "requirements.txt", site_packages, python_version)
+        _install_dependencies(
+            source_dir / "requirements.txt", site_packages, python_version, platform
+        )
         _prune(site_packages)
+        _keep_botocore_services(site_packages, services)
+        _drop_record_lines_of_removed_files(site_packages)
         entries = source_files(source_dir) + [
             (f"{SITE_PACKAGES}/{name}", path) for name, path in _all_files(site_packages)
         ]
@@ -185,13 +277,21 @@ def _cached(zip_path: Path, key_path: Path, key: str) -> BuiltPackage | None:
     return BuiltPackage(zip_path, sha256, from_cache=True)
 
 
-def _install_dependencies(requirements: Path, target: Path, python_version: str) -> None:
-    """pip-install `requirements` into `target` as wheels for Linux x86_64 and `python_version`.
+def _install_dependencies(
+    requirements: Path, target: Path, python_version: str, platform: str | None
+) -> None:
+    """pip-install `requirements` into `target` as wheels for `platform` and `python_version`
+    (`platform` None: for the running interpreter, with pip's own tags).
 
     `--only-binary=:all:` is what lets pip install for another platform/Python than its own
     (https://pip.pypa.io/en/stable/cli/pip_install/#cmdoption-platform) and guarantees no sdist is
     compiled for the build machine. `--no-compile`: bytecode is for the build machine's Python.
     """
+    target_args = (
+        ["--platform", platform, "--python-version", python_version, "--implementation", "cp"]
+        if platform
+        else []
+    )
     command = [
         sys.executable,
         "-m",
@@ -203,12 +303,7 @@ def _install_dependencies(requirements: Path, target: Path, python_version: str)
         "--no-compile",
         "--target",
         str(target),
-        "--platform",
-        PLATFORM,
-        "--python-version",
-        python_version,
-        "--implementation",
-        "cp",
+        *target_args,
         "--only-binary=:all:",
         "--requirement",
         str(requirements),
@@ -216,7 +311,8 @@ def _install_dependencies(requirements: Path, target: Path, python_version: str)
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         raise BuildError(
-            f"pip could not install {requirements} for {PLATFORM} / Python {python_version} "
+            f"pip could not install {requirements} for {platform or _machine()} / Python "
+            f"{python_version} "
             f"(exit {result.returncode}); a dependency without a matching wheel cannot ship:\n"
             f"{result.stderr.strip() or result.stdout.strip()}"
         )
@@ -228,8 +324,6 @@ def _prune(site_packages: Path) -> None:
     - `bin/`: console scripts whose shebang names this machine's interpreter (the worker never
       runs them);
     - `__pycache__` / `*.pyc` that some wheels carry (compiled for whoever built the wheel);
-    - RECORD lines for files outside site-packages (`../../bin/...`): those files are gone, and
-      their hashes cover the machine-specific shebangs.
     """
     shutil.rmtree(site_packages / "bin", ignore_errors=True)
     for cache in list(site_packages.rglob("__pycache__")):
@@ -237,11 +331,47 @@ def _prune(site_packages: Path) -> None:
     for suffix in _BYTECODE_SUFFIXES:
         for compiled in site_packages.rglob(f"*{suffix}"):
             compiled.unlink()
+
+
+def _keep_botocore_services(site_packages: Path, services: tuple[str, ...] | None) -> None:
+    """Delete the models of every AWS service but `services` from botocore's `data/`.
+
+    botocore loads `data/<service>/<api-version>/` (service-2, endpoint-rule-set-1, paginators,
+    waiters) when a client for that service is created, and the files at the top of `data/`
+    (endpoints.json, partitions.json, _retry.json, sdk-default-configuration.json) for every
+    client; those stay. A client for a service left out fails with UnknownServiceError, which
+    tests/shipping/test_package_runs.py turns into a test failure.
+    """
+    data = site_packages / "botocore" / "data"
+    if not data.is_dir():
+        return
+    if services is None:
+        raise BuildError(
+            f"botocore is a dependency but the app has no {AWS_SERVICES_FILE} naming the AWS "
+            "services it calls; without it the package would carry all of them"
+        )
+    missing = [name for name in services if not (data / name).is_dir()]
+    if missing:
+        raise BuildError(f"botocore has no service called {', '.join(missing)} (AWS_SERVICES)")
+    for entry in data.iterdir():
+        if entry.is_dir() and entry.name not in services:
+            shutil.rmtree(entry)
+
+
+def _drop_record_lines_of_removed_files(site_packages: Path) -> None:
+    """RECORD lists only files that ship: not those outside site-packages (`../../bin/...`, whose
+    hashes cover machine-specific shebangs), nor those pruned or trimmed above."""
     for record in site_packages.glob("*.dist-info/RECORD"):
         lines = record.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if not line.startswith("../")]
+        kept = [line for line in lines if _ships(site_packages, line)]
         if kept != lines:
             record.write_text("".join(kept))
+
+
+def _ships(site_packages: Path, record_line: str) -> bool:
+    # RECORD is CSV (path,hash,size); a path holding a comma is quoted.
+    path = next(csv.reader([record_line]), [""])[0]
+    return not path.startswith("../") and bool(path) and (site_packages / path).is_file()
 
 
 def _all_files(directory: Path) -> list[tuple[str, Path]]:
@@ -290,11 +420,17 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m shipping.build",
         description="Build (or reuse) the function app package; last line: <path> <sha256>.",
     )
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
         "--python",
-        default=Settings().python_version,
+        default=DEFAULT_PYTHON_VERSION,
         choices=PYTHON_VERSIONS,
         help="Python of the function apps (crosscloud:pythonVersion; default %(default)s)",
+    )
+    target.add_argument(
+        "--local",
+        action="store_true",
+        help="for this machine's Python (what the local cloud runs) instead",
     )
     parser.add_argument(
         "--source", type=Path, default=DEFAULT_SOURCE_DIR, help="function app folder (%(default)s)"
@@ -303,16 +439,18 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="build cache (%(default)s)"
     )
     args = parser.parse_args(argv)
+    python_version, platform = local_target() if args.local else (args.python, PLATFORM)
     started = time.monotonic()
     try:
-        package = build_package(args.source, args.python, args.cache_dir)
+        package = build_package(args.source, python_version, args.cache_dir, platform)
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     how = "reused from cache" if package.from_cache else "built"
-    size_mb = package.path.stat().st_size / 1e6
+    size = package.path.stat().st_size
     print(
-        f"{how}: {size_mb:.1f} MB for Python {args.python} in {time.monotonic() - started:.1f}s",
+        f"{how}: {size / 1e6:.1f} MB ({size} bytes) for Python {python_version} / "
+        f"{platform or _machine()} in {time.monotonic() - started:.1f}s",
         file=sys.stderr,
         flush=True,
     )

@@ -30,6 +30,7 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
 )
 
+from crosscloud_fn.aws_services import S3, STS
 from crosscloud_fn.settings import Settings
 
 # >= 3600: botocore refreshes 15 minutes before expiry, so 900 s would refresh on every call.
@@ -101,12 +102,12 @@ def web_identity_credentials(
     instead of sleeping); production leaves it None.
     """
     sts = isolated_botocore_session().create_client(
-        "sts", config=aws_client_config(settings, signature_version=UNSIGNED)
+        STS, config=aws_client_config(settings, signature_version=UNSIGNED)
     )
 
     def sts_client(service_name: str, config: Config | None = None) -> Any:
         # The fetcher asks for an unsigned STS client each refresh; this one is built once.
-        if service_name != "sts":
+        if service_name != STS:
             raise ValueError(f"unexpected client {service_name!r} requested by the fetcher")
         return sts
 
@@ -134,4 +135,4 @@ def web_identity_credentials(
 def s3_client(credentials: DeferredRefreshableCredentials, settings: Settings) -> Any:
     """An S3 client that signs only with the web-identity credentials (refreshing as needed)."""
     session = isolated_botocore_session(_StaticProvider(credentials))
-    return session.create_client("s3", config=aws_client_config(settings))
+    return session.create_client(S3, config=aws_client_config(settings))

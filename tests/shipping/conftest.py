@@ -10,6 +10,21 @@ from pathlib import Path
 import pytest
 
 from localcloud.certs import TlsFiles, make_tls_files
+from localcloud.cloud import local_package, unpack
+from shipping.build import BuiltPackage
+
+
+@pytest.fixture(scope="session")
+def app_package() -> BuiltPackage:
+    """The package the local cloud runs: function_src built for this Python (pip needs PyPI the
+    first time; then cached in .build/ by content hash, shared with the e2e tier)."""
+    return local_package()
+
+
+@pytest.fixture(scope="session")
+def app_root(app_package: BuiltPackage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`app_package` unpacked, as a function host sees it."""
+    return unpack(app_package.path, tmp_path_factory.mktemp("wwwroot"))
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +74,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     - cc-fixture-pure: pure Python, carries a stray __pycache__ and a console script (whose
       shebang pip rewrites to this machine's interpreter: junk the builder must drop);
     - cc-fixture-native: a CPython 3.12 manylinux2014 x86_64 wheel (no 3.11 build exists);
-    - cc-fixture-windows: only a win_amd64 wheel, which a Linux package must refuse.
+    - cc-fixture-windows: only a win_amd64 wheel, which a Linux package must refuse;
+    - botocore: a stand-in with the layout of botocore's `data/` (shared files at the top, one
+      folder per service), for the builder to cut down to the app's AWS_SERVICES.
     """
     directory = tmp_path_factory.mktemp("wheelhouse")
     make_wheel(
@@ -83,5 +100,20 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "cc-fixture-windows",
         "cp312-cp312-win_amd64",
         {"cc_fixture_windows/_native.pyd": b"MZ fake"},
+    )
+    make_wheel(
+        directory,
+        "botocore",
+        "py3-none-any",
+        {
+            "botocore/__init__.py": b"",
+            "botocore/data/endpoints.json": b"{}",
+            "botocore/data/_retry.json": b"{}",
+            "botocore/data/sts/2011-06-15/service-2.json.gz": b"sts model",
+            "botocore/data/s3/2006-03-01/service-2.json.gz": b"s3 model",
+            "botocore/data/s3/2006-03-01/endpoint-rule-set-1.json.gz": b"s3 rules",
+            "botocore/data/ec2/2016-11-15/service-2.json.gz": b"ec2 model",
+            "botocore/data/iam/2010-05-08/service-2.json.gz": b"iam model",
+        },
     )
     return directory

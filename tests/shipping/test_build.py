@@ -32,6 +32,7 @@ def write_app(source: Path, requirements: str) -> Path:
         "requirements.txt": requirements,
         "crosscloud_fn/__init__.py": "",
         "crosscloud_fn/core.py": "ANSWER = 42\n",
+        "crosscloud_fn/aws_services.py": 'STS = "sts"\nAWS_SERVICES = (STS, "s3")\n',
         "crosscloud_fn/__pycache__/core.cpython-312.pyc": "bytecode",
         "crosscloud_fn/stale.pyc": "bytecode",
         "tests/test_app.py": "def test(): pass\n",
@@ -55,7 +56,7 @@ def local_requirements(wheelhouse: Path, *names: str) -> str:
 def app(tmp_path: Path, wheelhouse: Path) -> Path:
     return write_app(
         tmp_path / "app",
-        local_requirements(wheelhouse, "cc-fixture-pure", "cc-fixture-native"),
+        local_requirements(wheelhouse, "cc-fixture-pure", "cc-fixture-native", "botocore"),
     )
 
 
@@ -138,6 +139,49 @@ def test_record_files_only_list_what_ships(built: BuiltPackage) -> None:
     assert "../" not in record and "cc-fixture" not in record
 
 
+def test_botocore_keeps_only_the_services_the_app_names(built: BuiltPackage) -> None:
+    names = names_in(built)
+    data = f"{SITE_PACKAGES}/botocore/data"
+    services = {n.removeprefix(f"{data}/").split("/")[0] for n in names if n.startswith(f"{data}/")}
+    services.discard("")  # the folder entry itself
+    # The folders of AWS_SERVICES and the shared files at the top; not ec2 or iam.
+    assert services == {"sts", "s3", "endpoints.json", "_retry.json"}
+    assert f"{data}/s3/2006-03-01/endpoint-rule-set-1.json.gz" in names
+    with zipfile.ZipFile(built.path) as archive:
+        record = archive.read(f"{SITE_PACKAGES}/botocore-1.0.dist-info/RECORD").decode()
+    assert "botocore/data/sts/" in record
+    assert "botocore/data/ec2/" not in record and "botocore/data/iam/" not in record
+
+
+def test_the_service_list_is_read_without_running_the_app(app: Path) -> None:
+    (app / "crosscloud_fn" / "aws_services.py").write_text(
+        'raise SystemExit("never run")\nSTS = "sts"\nS3 = "s3"\nAWS_SERVICES = (STS, S3)\n'
+    )
+    assert build.aws_services(app) == ("sts", "s3")
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        'AWS_SERVICES = ("sts", "no-such-service")\n',
+        "AWS_SERVICES = ()\n",
+        "AWS_SERVICES = ['sts']\n",
+        "AWS_SERVICES = (UNDEFINED,)\n",
+        "SERVICES = ('sts',)\n",
+    ],
+)
+def test_a_bad_service_list_is_refused(app: Path, tmp_path: Path, module: str) -> None:
+    (app / "crosscloud_fn" / "aws_services.py").write_text(module)
+    with pytest.raises(BuildError, match="AWS_SERVICES"):
+        build_package(app, PYTHON, tmp_path / "cache")
+
+
+def test_botocore_without_a_service_list_is_refused(app: Path, tmp_path: Path) -> None:
+    (app / "crosscloud_fn" / "aws_services.py").unlink()
+    with pytest.raises(BuildError, match=r"aws_services\.py"):
+        build_package(app, PYTHON, tmp_path / "cache")
+
+
 def test_unchanged_sources_reuse_the_cached_package(
     app: Path, built: BuiltPackage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,9 +211,10 @@ def test_files_that_never_ship_do_not_change_the_package(
     assert build_package(app, PYTHON, tmp_path / "cache").from_cache
 
 
-def test_cache_key_covers_python_version_and_requirements(app: Path) -> None:
+def test_cache_key_covers_python_version_platform_and_requirements(app: Path) -> None:
     key = build.cache_key(app, PYTHON)
     assert build.cache_key(app, "3.11") != key
+    assert build.cache_key(app, PYTHON, platform=None) != key
     (app / "requirements.txt").write_text((app / "requirements.txt").read_text() + "# pinned\n")
     assert build.cache_key(app, PYTHON) != key
 
@@ -217,15 +262,36 @@ def test_make_package_prints_path_and_sha256_last(app: Path, built: BuiltPackage
     assert result.stdout.splitlines()[-1] == f"{built.path} {built.sha256}"
 
 
+def test_the_local_target_is_the_running_python_and_on_linux_x86_64_the_deployed_wheels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.setattr(build.sys, "platform", "linux")
+    monkeypatch.setattr(build.host_platform, "machine", lambda: "x86_64")
+    assert build.local_target() == (running, build.PLATFORM)
+    monkeypatch.setattr(build.host_platform, "machine", lambda: "aarch64")
+    assert build.local_target() == (running, None)
+
+
+def test_this_machines_wheels_only_for_the_running_python(app: Path, tmp_path: Path) -> None:
+    other = "3.12" if sys.version_info[:2] != (3, 12) else "3.11"
+    with pytest.raises(BuildError, match="running Python"):
+        build_package(app, other, tmp_path / "cache", platform=None)
+
+
 @pytest.fixture(scope="session")
-def real_package(tmp_path_factory: pytest.TempPathFactory) -> BuiltPackage:
-    """function_src with its real requirements (pip needs PyPI), built once per session."""
-    return build_package(REPO_ROOT / "function_src", PYTHON, tmp_path_factory.mktemp("real"))
+def real_package() -> BuiltPackage:
+    """function_src with its real requirements for the deployed Python (pip needs PyPI), built
+    once (cached in .build/ by content hash, like `make package`)."""
+    return build_package(REPO_ROOT / "function_src", PYTHON)
 
 
 def test_real_function_app_package(real_package: BuiltPackage) -> None:
     names = assert_flex_layout(real_package)
-    for module in ("azure/functions", "azure/identity", "azure/storage/blob", "boto3", "botocore"):
+    for module in ("azure/functions", "azure/identity", "azure/storage/blob", "botocore"):
         assert any(n.startswith(f"{SITE_PACKAGES}/{module}/") for n in names), module
+    # Never imported by the code (it uses botocore alone): not shipped.
+    for dist in ("boto3", "s3transfer"):
+        assert not any(n.startswith(f"{SITE_PACKAGES}/{dist}") for n in names), dist
     # The one compiled dependency chain (cryptography via azure-identity/msal) is for Linux.
     assert any(n.startswith(f"{SITE_PACKAGES}/cryptography/") and n.endswith(".so") for n in names)

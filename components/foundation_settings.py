@@ -1,0 +1,147 @@
+"""Configuration of the foundation project (foundation/), parsed and validated once.
+
+The foundation holds what a tenant has once: the federation application and, in every AWS
+account it lists, the IAM OIDC provider for the tenant's issuer. Its keys share the `crosscloud`
+namespace and the rules of the environment stacks' keys (components/settings.py), so a value
+that is valid in one is valid in the other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.settings import (
+    _AWS_REGION,
+    _DISPLAY_NAME,
+    _GUID,
+    AUDIENCE_TENANT,
+    AudienceChoice,
+    SettingsError,
+    _audience,
+    _audience_choice,
+    _key,
+    _matches,
+    _Parser,
+    _tags,
+    raw_config,
+)
+from components.trust import DEFAULT_APP_NAME
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+_ROLE_ARN = re.compile(
+    r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+)
+
+
+@dataclass(frozen=True)
+class AwsAccount:
+    """One AWS account the foundation puts an OIDC provider in."""
+
+    account_id: str
+    """The 12-digit account id: the key of the `awsOidcProviderArns` output."""
+    deployment_role_arn: str
+    """Role in that account the deployer assumes to create the provider (iam:*OpenIDConnect*)."""
+
+
+@dataclass(frozen=True)
+class FoundationSettings:
+    """Validated foundation settings. Field docs name the config key each comes from."""
+
+    audience: AudienceChoice = field(default_factory=lambda: AudienceChoice(AUDIENCE_TENANT))
+    """`crosscloud:audience`: `tenant` (default), `appId`, or an `api://` / `https://` URI."""
+    app_display_name: str = DEFAULT_APP_NAME
+    """`crosscloud:appDisplayName`: display name of the Entra federation application."""
+    aws_region: str = "eu-west-1"
+    """`crosscloud:awsRegion`: region of the AWS providers (IAM itself is global)."""
+    aws_accounts: tuple[AwsAccount, ...] = ()
+    """`crosscloud:awsAccounts`: where to create a provider, each `{accountId, roleArn}`; empty
+    means the one account the deployer's ambient AWS credentials belong to."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """`crosscloud:tags`: default tags of the AWS providers (Entra applications take none)."""
+    app_role_id: str | None = None
+    """`crosscloud:appRoleId`: keep this id for `AssumeAWSRole` (the app role of an app moved in
+    from a standalone stack, whose assignments name it); unset derives a stable one."""
+
+
+ALLOWED_KEYS = ("audience", "appDisplayName", "awsRegion", "awsAccounts", "tags", "appRoleId")
+
+
+def _accounts(parser: _Parser) -> tuple[AwsAccount, ...]:
+    name = "awsAccounts"
+    value = parser.structured(name, [])
+    shape = "a list of {accountId: <12 digits>, roleArn: arn:aws:iam::<that account>:role/<name>}"
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        parser.fail(name, parser.raw[name], shape)
+        return ()
+    accounts: list[AwsAccount] = []
+    for item in value:
+        account_id, role_arn = item.get("accountId"), item.get("roleArn")
+        role = _ROLE_ARN.fullmatch(role_arn) if isinstance(role_arn, str) else None
+        if set(item) - {"accountId", "roleArn"} or not (
+            isinstance(account_id, str) and _ACCOUNT_ID.fullmatch(account_id) and role
+        ):
+            parser.fail(name, item, shape)
+            return ()
+        if role.group(2) != account_id:
+            parser.fail(
+                name, item, f"roleArn must be a role in account {account_id}, the provider's"
+            )
+            return ()
+        accounts.append(AwsAccount(account_id, role_arn))
+    ids = [a.account_id for a in accounts]
+    if len(set(ids)) != len(ids):
+        # IAM holds one provider per URL in an account: a second one would be refused.
+        parser.fail(name, parser.raw[name], "each accountId may appear only once")
+        return ()
+    return tuple(accounts)
+
+
+def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
+    """Validate the foundation's `crosscloud:*` values (keys without the namespace).
+
+    Raises `SettingsError` listing every problem, each naming the key and what is allowed.
+    """
+    parser = _Parser(raw)
+    for name in sorted(set(raw) - set(ALLOWED_KEYS)):
+        parser.problems.append(
+            f"{_key(name)} is not a setting of the foundation (environment settings go in the "
+            "environment stacks); known keys: " + ", ".join(_key(k) for k in ALLOWED_KEYS)
+        )
+    defaults = FoundationSettings()
+    settings = FoundationSettings(
+        audience=_audience_choice(parser.string("audience", AUDIENCE_TENANT, _audience)),
+        app_display_name=parser.string(
+            "appDisplayName",
+            defaults.app_display_name,
+            _matches(
+                _DISPLAY_NAME,
+                "1-120 characters of letters, digits, spaces, '.', '_' and '-', "
+                "starting with a letter or digit",
+            ),
+        ),
+        aws_region=parser.string(
+            "awsRegion",
+            defaults.aws_region,
+            _matches(_AWS_REGION, "an AWS region code such as eu-west-1 or us-east-2"),
+        ),
+        aws_accounts=_accounts(parser),
+        tags=_tags(parser),
+        app_role_id=parser.string(
+            "appRoleId", "", lambda v: None if _GUID.fullmatch(v) else "a lowercase GUID"
+        )
+        or None,
+    )
+    if parser.problems:
+        raise SettingsError(
+            "invalid foundation configuration:\n" + "\n".join(f"  - {p}" for p in parser.problems)
+        )
+    return settings
+
+
+def load_foundation_settings() -> FoundationSettings:
+    """Read every `crosscloud:*` key the foundation stack sets and validate it."""
+    return parse_foundation_settings(raw_config())
