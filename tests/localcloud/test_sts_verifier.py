@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from components import trust
 from localcloud.entra import FakeEntra
 from localcloud.sts_verifier import OidcProvider, WebIdentityVerifier
+from localcloud.trust_evaluation import Unevaluable, allows, iam_like
 
 ROLE = "arn:aws:iam::123456789012:role/S3AccessRoleFromAzure"
 
@@ -325,3 +326,59 @@ def test_a_token_longer_than_20000_characters_is_a_validation_error(entra, world
     assert (refusal.code, refusal.status) == ("ValidationError", 400)
     assert exchange(verifier, "A" * 20_000).code == "InvalidIdentityToken"  # in range: decoded
     assert exchange(verifier, "abc").code == "ValidationError"
+
+
+# ---- the evaluator itself, on claims a token could not carry ------------------------------------
+
+PROVIDER_ARN = "arn:aws:iam::123456789012:oidc-provider/issuer.example/"
+PREFIX = "issuer.example/"
+
+
+def one_statement(effect, operator, values):
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": effect,
+                "Principal": {"Federated": PROVIDER_ARN},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {operator: {f"{PREFIX}:sub": values}},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("operator", "applies_without_sub"),
+    [
+        ("StringEquals", False),
+        ("StringLike", False),
+        ("ForAnyValue:StringEquals", False),
+        ("ForAllValues:StringEquals", True),
+        ("StringNotEquals", True),
+        ("StringNotLike", True),
+    ],
+)
+def test_a_key_missing_from_the_request_follows_iams_rule(operator, applies_without_sub):
+    """Missing key: a condition is false, a negated one true, ForAllValues vacuously true."""
+    claims = {"aud": "a"}
+    policy = one_statement("Allow", operator, ["x"])
+    assert allows(policy, PROVIDER_ARN, PREFIX, claims) is applies_without_sub
+
+
+def test_iam_wildcards_are_only_star_and_question_mark():
+    assert iam_like("a*[b]?", "a-anything-[b]!")
+    assert not iam_like("[ab]", "a")
+    assert iam_like("STS:Assume*", "sts:AssumeRoleWithWebIdentity", ignore_case=True)
+    assert not iam_like("STS:Assume*", "sts:AssumeRoleWithWebIdentity")
+
+
+def test_a_deny_that_does_not_apply_leaves_the_allow():
+    policy = one_statement("Allow", "StringEquals", ["me"])
+    policy["Statement"].append(
+        one_statement("Deny", "StringEquals", ["someone-else"])["Statement"][0]
+    )
+    assert allows(policy, PROVIDER_ARN, PREFIX, {"sub": "me"})
+    assert not allows(policy, PROVIDER_ARN, PREFIX, {"sub": "someone-else"})
+    with pytest.raises(Unevaluable):
+        allows({"Statement": [], "Extra": 1}, PROVIDER_ARN, PREFIX, {"sub": "me"})
