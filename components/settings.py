@@ -233,21 +233,21 @@ def _principal_ids(parser: _Parser) -> tuple[str, ...]:
 #   0-256 characters of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`; the `aws:` prefix (any case) is reserved.
 # - Azure (https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources
 #   #limitations): names up to 512 characters (128 on storage accounts), values up to 256; names
-#   cannot contain `<`, `>`, `%`, `&`, `\`, `?` or `/`. Both allow 50 tags per resource; we
-#   leave 10 for the tags the program adds.
-MAX_TAGS = 40
+#   cannot contain `<`, `>`, `%`, `&`, `\`, `?` or `/`.
+# - Count: the AWS provider's default tags reach every AWS resource, the sample S3 objects too,
+#   and S3 allows 10 tags per object
+#   (https://docs.aws.amazon.com/AmazonS3/latest/userguide/tagging-managing.html); Azure
+#   resources take 50, of which the program adds 2.
+MAX_TAGS = 10
 _TAG_SYMBOLS = frozenset("_.:/=+-@")
 _AZURE_TAG_NAME_FORBIDDEN = "<>%&\\?/"
 
 
 def _tag_text_problem(text: str) -> str | None:
     for ch in text:
+        category = unicodedata.category(ch)
         # \p{Z} also holds U+2028/U+2029 (line/paragraph separators); keep to Zs (spaces).
-        if (
-            ch not in _TAG_SYMBOLS
-            and unicodedata.category(ch)[0] not in "LN"
-            and (unicodedata.category(ch) != "Zs")
-        ):
+        if ch not in _TAG_SYMBOLS and category[0] not in "LN" and category != "Zs":
             return f"holds {ch!r}: only letters, digits, spaces and _ . : / = + - @ (AWS)"
     if text.lower().startswith("aws:"):
         return "starts with 'aws:', which AWS reserves"
