@@ -30,10 +30,10 @@ from components.settings import (
 )
 from components.trust import DEFAULT_APP_NAME
 
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ACCOUNT_ID = re.compile(r"\d{12}")
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
 _ROLE_ARN = re.compile(
-    r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+    r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}"
 )
 
 

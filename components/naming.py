@@ -16,11 +16,11 @@ import uuid
 _UUID_NAMESPACE = uuid.UUID("6f1d3b0e-5c57-4b8e-9a51-6a0f2c8e7d11")
 
 # https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules
-_STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
-_FUNCTION_APP = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
-_BLOB_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_STORAGE_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+_FUNCTION_APP = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?")
+_BLOB_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
@@ -38,7 +38,7 @@ def slug(value: str, max_length: int) -> str:
 
 def bucket_name_problem(name: str) -> str | None:
     """Why `name` breaks the S3 general-purpose bucket naming rules, or None if it is valid."""
-    if not _BUCKET.match(name):
+    if not _BUCKET.fullmatch(name):
         return (
             "3-63 characters of lowercase letters, digits, '.' and '-', "
             "starting and ending with a letter or digit"
@@ -63,7 +63,7 @@ def foundation_app_role_id(project: str, stack: str) -> str:
 
 
 def _checked(name: str, pattern: re.Pattern[str], what: str) -> str:
-    if not pattern.match(name):
+    if not pattern.fullmatch(name):
         raise ValueError(f"generated {what} name {name!r} breaks its naming rules")
     return name
 

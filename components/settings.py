@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,29 +19,27 @@ from shipping.build import DEFAULT_PYTHON_VERSION, PYTHON_VERSIONS
 
 NAMESPACE = "crosscloud"
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_PREFIX = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){1,11}$")
-_AZURE_LOCATION = re.compile(r"^[a-z][a-z0-9]{2,39}$")
-_AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+# Patterns are applied with `fullmatch` (never `match` with `^...$`: `$` also matches before a
+# trailing newline, so "abc\n" would pass and fail later, far from its config key).
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PREFIX = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){1,11}")
+_AZURE_LOCATION = re.compile(r"[a-z][a-z0-9]{2,39}")
+_AWS_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 # https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html (RoleName)
-_IAM_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_IAM_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 # Entra app display names allow most text; we keep to what reads well in portals and CLIs.
-_DISPLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,119}$")
-_CUSTOM_AUDIENCE = re.compile(r"^(?:api|https)://[A-Za-z0-9._~:/?#@!$&'()+,;=%-]{1,240}$")
+_DISPLAY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,119}")
+_CUSTOM_AUDIENCE = re.compile(r"(?:api|https)://[A-Za-z0-9._~:/?#@!$&'()+,;=%-]{1,240}")
 MAX_AUDIENCE_LENGTH = len("https://") + 240
 """The longest audience `crosscloud:audience` accepts (sizes a trust policy whose audience is
 only known as an output, such as a foundation's)."""
 # https://www.pulumi.com/docs/iac/concepts/stacks/#stackreferences: <organization>/<project>/<stack>
-_STACK_REFERENCE = re.compile(
-    r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$"
-)
+_STACK_REFERENCE = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 # IAM names a provider after its URL without the scheme; Entra v1 issuers end with a slash.
 _OIDC_PROVIDER_ARN = re.compile(
-    r"^arn:aws(?:-cn|-us-gov)?:iam::\d{12}:oidc-provider/sts\.windows\.net/"
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/?$"
+    r"arn:aws(?:-cn|-us-gov)?:iam::\d{12}:oidc-provider/sts\.windows\.net/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/?"
 )
-_TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
-_TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{0,256}$")
 
 INSTANCE_MEMORY_MB = (2048, 4096)
 # Log Analytics interactive retention on the PerGB2018 tier: 30-730 days
@@ -89,7 +88,8 @@ class Settings:
     bucket_name: str | None = None
     """`crosscloud:bucketName`: S3 bucket name; unset derives a unique one from prefix and stack."""
     s3_key_prefix: str = ""
-    """`crosscloud:s3KeyPrefix`: limit the role to keys under this prefix ("" = whole bucket)."""
+    """`crosscloud:s3KeyPrefix`: limit the role to keys under this folder, which ends with `/`
+    ("" = whole bucket)."""
     extra_principal_ids: tuple[str, ...] = ()
     """`crosscloud:extraPrincipalIds`: more service-principal object ids to trust (VMs, AKS...)."""
     python_version: str = DEFAULT_PYTHON_VERSION
@@ -178,13 +178,13 @@ class _Parser:
 
 
 def _matches(pattern: re.Pattern[str], rule: str) -> Callable[[str], str | None]:
-    return lambda value: None if pattern.match(value) else rule
+    return lambda value: None if pattern.fullmatch(value) else rule
 
 
 def _audience(value: str) -> str | None:
     if value in (AUDIENCE_TENANT, AUDIENCE_APP_ID):
         return None
-    if not _CUSTOM_AUDIENCE.match(value) or value.endswith("/") or "*" in value:
+    if not _CUSTOM_AUDIENCE.fullmatch(value) or value.endswith("/") or "*" in value:
         return (
             f"'{AUDIENCE_TENANT}', '{AUDIENCE_APP_ID}', or an api:// or https:// URI without "
             "wildcards, spaces or a trailing slash (it must equal the token's aud exactly)"
@@ -216,11 +216,43 @@ def _oidc_provider_arn(value: str) -> str | None:
     return None
 
 
+# Characters no name should hold: controls (Cc, incl. U+0085 NEXT LINE), invisible format
+# characters (Cf, incl. the bidi override U+202E that makes a name display as another), surrogates,
+# private-use and unassigned code points, and the line/paragraph separators U+2028/U+2029.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _hidden(value: str) -> bool:
+    return any(unicodedata.category(ch) in _HIDDEN_CATEGORIES for ch in value)
+
+
 def _key_prefix(value: str) -> str | None:
-    if len(value) > 512 or value.startswith("/") or ".." in value:
-        return "up to 512 characters, not starting with '/', without '..'"
-    if any(ch in value for ch in "*?$") or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        return "no IAM wildcards ('*', '?'), policy variables ('$') or control characters"
+    """The prefix is a folder, so the role's `bucket/{prefix}*` grant ends at a `/`.
+
+    Without it, `reports` would grant `reports*`, which includes `reports-confidential/`.
+    Refusing (rather than appending the slash) keeps the security boundary what the operator
+    reads in the stack config.
+    """
+    if value == "":
+        return None
+    if not value.endswith("/"):
+        return (
+            f"a folder ending with '/': write {value + '/'!r} - without the slash the role "
+            f"would also read every key starting with {value!r} (such as {value + '-private/'!r})"
+        )
+    if len(value.encode("utf-8")) > 512:
+        return "up to 512 bytes of UTF-8"
+    if _hidden(value):
+        return "no control, format (such as U+202E) or line-separator characters"
+    if any(ch in value for ch in "*?$\\"):
+        return "no IAM wildcards ('*', '?'), policy variables ('$') or backslashes"
+    segments = value[:-1].split("/")
+    if value.startswith("/") or "" in segments:
+        return "not starting with '/' and without empty segments ('//')"
+    if any(segment in (".", "..") for segment in segments):
+        return "without '.' or '..' segments"
+    if any(segment != segment.strip() for segment in segments):
+        return "no segment starting or ending with white space"
     return None
 
 
@@ -231,7 +263,7 @@ def _principal_ids(parser: _Parser) -> tuple[str, ...]:
         parser.fail(name, parser.raw[name], "expected a list of object ids (GUID strings)")
         return ()
     ids = [item.strip().lower() for item in value]
-    bad = [item for item in ids if not _GUID.match(item)]
+    bad = [item for item in ids if not _GUID.fullmatch(item)]
     if bad:
         parser.fail(name, bad, "each entry must be a service-principal object id (a GUID)")
         return ()
@@ -241,26 +273,66 @@ def _principal_ids(parser: _Parser) -> tuple[str, ...]:
     return tuple(ids)
 
 
+# Tags must be accepted by both clouds, so each rule is the stricter of the two:
+# - AWS (https://docs.aws.amazon.com/IAM/latest/APIReference/API_Tag.html and
+#   https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html): keys 1-128 and values
+#   0-256 characters of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`; the `aws:` prefix (any case) is reserved.
+# - Azure (https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources
+#   #limitations): names up to 512 characters (128 on storage accounts), values up to 256; names
+#   cannot contain `<`, `>`, `%`, `&`, `\`, `?` or `/`.
+# - Count: the AWS provider's default tags reach every AWS resource, the sample S3 objects too,
+#   and S3 allows 10 tags per object
+#   (https://docs.aws.amazon.com/AmazonS3/latest/userguide/tagging-managing.html); Azure
+#   resources take 50, of which the program adds 2.
+MAX_TAGS = 10
+_TAG_SYMBOLS = frozenset("_.:/=+-@")
+_AZURE_TAG_NAME_FORBIDDEN = "<>%&\\?/"
+
+
+def _tag_text_problem(text: str) -> str | None:
+    for ch in text:
+        category = unicodedata.category(ch)
+        # \p{Z} also holds U+2028/U+2029 (line/paragraph separators); keep to Zs (spaces).
+        if ch not in _TAG_SYMBOLS and category[0] not in "LN" and category != "Zs":
+            return f"holds {ch!r}: only letters, digits, spaces and _ . : / = + - @ (AWS)"
+    if text.lower().startswith("aws:"):
+        return "starts with 'aws:', which AWS reserves"
+    return None
+
+
+def _tag_problems(name: Any, value: Any) -> list[str]:
+    if not isinstance(name, str) or not isinstance(value, str):
+        return [f"tag {name!r}: names and values must be strings"]
+    problems = []
+    if not 1 <= len(name) <= 128:
+        problems.append(f"tag name {name[:40]!r}: 1-128 characters (AWS; Azure storage accounts)")
+    if forbidden := sorted({ch for ch in name if ch in _AZURE_TAG_NAME_FORBIDDEN}):
+        problems.append(
+            f"tag name {name!r} holds {' '.join(forbidden)}: Azure tag names cannot contain "
+            "< > % & \\ ? /"
+        )
+    elif problem := _tag_text_problem(name):
+        problems.append(f"tag name {name!r} {problem}")
+    if len(value) > 256:
+        problems.append(f"tag {name!r}: values are at most 256 characters (both clouds)")
+    if problem := _tag_text_problem(value):
+        problems.append(f"tag {name!r} value {value!r} {problem}")
+    return problems
+
+
 def _tags(parser: _Parser) -> dict[str, str]:
     name = "tags"
     value = parser.structured(name, {})
     if not isinstance(value, dict):
         parser.fail(name, parser.raw[name], "expected a map of tag names to string values")
         return {}
-    bad = {
-        k: v
-        for k, v in value.items()
-        if not (isinstance(v, str) and _TAG_KEY.match(k) and _TAG_VALUE.match(v))
-    }
-    if bad or len(value) > 40:
-        parser.fail(
-            name,
-            bad or value,
-            "at most 40 tags; names 1-128 and values 0-256 characters of letters, digits, "
-            "spaces and _ . : / = + @ - (rules both Azure and AWS accept)",
-        )
+    if len(value) > MAX_TAGS:
+        parser.fail(name, parser.raw[name], f"at most {MAX_TAGS} tags")
         return {}
-    return dict(value)
+    problems = [p for k, v in value.items() for p in _tag_problems(k, v)]
+    for problem in problems:
+        parser.problems.append(f"{_key(name)}: {problem}")
+    return {} if problems else dict(value)
 
 
 ALLOWED_KEYS = (

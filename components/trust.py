@@ -79,7 +79,13 @@ def bucket_arn(partition: str, bucket: str) -> str:
 
 
 def s3_read_policy(bucket: str, key_prefix: str = "", *, partition: str) -> dict[str, Any]:
-    """Read-only access to one bucket, optionally to the keys under `key_prefix` only."""
+    """Read-only access to one bucket, optionally to the keys under the folder `key_prefix` only.
+
+    IAM matches `bucket/{prefix}*` and `s3:prefix` character by character, so the prefix must end
+    with `/`: `reports*` would also grant `reports-confidential/...` (settings refuse it too).
+    """
+    if key_prefix and not key_prefix.endswith("/"):
+        raise ValueError(f"key prefix {key_prefix!r} must end with '/' (it is a folder)")
     list_statement: dict[str, Any] = {
         "Sid": "ListTheBucket",
         "Effect": "Allow",

@@ -44,6 +44,8 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _READ_METHODS = frozenset({"GET", "HEAD"})
+UPSTREAM_ATTEMPTS = 2
+"""Connections the gate tries per request before it gives up on its upstream (Azurite)."""
 
 
 @dataclass(frozen=True)
@@ -189,16 +191,19 @@ class BlobGate(LoopbackService):
                     self.wfile.write(data)
 
             def _forward(self, headers: dict[str, str], body: bytes) -> http.client.HTTPResponse:
-                for attempt in (1, 2):  # a kept-alive upstream connection may have been closed
+                # A kept-alive upstream connection may have been closed, and a fresh one can fail
+                # below ConnectionError too: ssl.SSLEOFError (Azurite closing mid-handshake) and
+                # timeouts are OSErrors. Each gets one fresh connection more, never unbounded.
+                for attempt in range(1, UPSTREAM_ATTEMPTS + 1):
                     if self._conn is None:
                         self._conn = gate._upstream()
                     try:
                         self._conn.request(self.command, self.path, body=body, headers=headers)
                         return self._conn.getresponse()
-                    except (ConnectionError, http.client.HTTPException):
+                    except (OSError, http.client.HTTPException):
                         self._conn.close()
                         self._conn = None
-                        if attempt == 2:
+                        if attempt == UPSTREAM_ATTEMPTS:
                             raise
                 raise AssertionError("unreachable")
 

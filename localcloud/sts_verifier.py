@@ -6,17 +6,16 @@ Plugged into `MotoServer(sts_guard=...)`, it refuses the way AWS does:
   bad RS256 signature (checked against the issuer's JWKS), `iss` not exactly a provider URL
   (the trailing slash matters), `aud` not in the provider's client id list;
 - `ExpiredTokenException` (400) when `exp` has passed;
+- `ValidationError` (400) when the token is shorter than 4 or longer than 20,000 characters
+  (the API's length constraint on `WebIdentityToken`,
+  https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html);
 - `AccessDenied` (403) when the role's trust policy does not allow this provider, the action or
-  the token's claims (`StringEquals` / `StringLike` on `{provider}:aud`, `:sub`, ...).
-
-There is no library for IAM policy evaluation in Python; this evaluates the subset trust
-policies for web identities use (Allow/Deny, Principal.Federated, Action, StringEquals,
-StringLike, their ForAnyValue/ForAllValues forms) and refuses anything else (fail closed).
+  the token's claims - evaluated by `localcloud.trust_evaluation`, which refuses any policy it
+  cannot evaluate the way IAM would (fail closed).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import ssl
 import threading
@@ -28,8 +27,10 @@ from typing import Any
 import jwt
 
 from localcloud.moto_server import StsRefusal
+from localcloud.trust_evaluation import Unevaluable, allows
 
-WEB_IDENTITY_ACTION = "sts:AssumeRoleWithWebIdentity"
+TOKEN_LENGTH = (4, 20_000)
+"""`WebIdentityToken` length constraints of AssumeRoleWithWebIdentity."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class WebIdentityVerifier:
         self._lock = threading.Lock()
         self.stats = VerifierStats()
         self.refusals: list[StsRefusal] = []
+        self.unevaluable: list[str] = []
+        """Why a trust policy could not be evaluated (each such exchange was refused)."""
 
     def __call__(self, params: Mapping[str, str]) -> StsRefusal | None:
         refusal = self._check(params)
@@ -95,6 +98,15 @@ class WebIdentityVerifier:
     def _check(self, params: Mapping[str, str]) -> StsRefusal | None:
         token = params.get("WebIdentityToken", "")
         role_arn = params.get("RoleArn", "")
+        low, high = TOKEN_LENGTH
+        if not low <= len(token) <= high:
+            # Checked before anything is decoded, as AWS's request validation does.
+            return StsRefusal(
+                "ValidationError",
+                "1 validation error detected: Value at 'webIdentityToken' failed to satisfy "
+                f"constraint: Member must have length between {low} and {high}",
+                400,
+            )
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -122,7 +134,14 @@ class WebIdentityVerifier:
         if float(claims["exp"]) <= self._now():
             return StsRefusal("ExpiredTokenException", "Token expired", 400)
         policy = self._policies.get(role_arn)
-        if policy is None or not _allows(policy, provider, claims):
+        try:
+            allowed = policy is not None and allows(
+                policy, provider.arn, provider.condition_prefix, claims
+            )
+        except Unevaluable as problem:
+            self.unevaluable.append(str(problem))
+            allowed = False
+        if not allowed:
             return StsRefusal(
                 "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
             )
@@ -131,59 +150,3 @@ class WebIdentityVerifier:
 
 def _invalid(message: str) -> StsRefusal:
     return StsRefusal("InvalidIdentityToken", message, 400)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def _statement_matches(statement: dict[str, Any], provider: OidcProvider, claims: dict) -> bool:
-    federated = _as_list((statement.get("Principal") or {}).get("Federated", []))
-    if provider.arn not in federated:
-        return False
-    actions = _as_list(statement.get("Action", []))
-    if not any(fnmatch.fnmatchcase(WEB_IDENTITY_ACTION, a) for a in actions):
-        return False
-    return _conditions_hold(statement.get("Condition", {}), provider, claims)
-
-
-def _conditions_hold(conditions: dict[str, Any], provider: OidcProvider, claims: dict) -> bool:
-    """Every operator and every key must hold (AND); values of one key are alternatives (OR)."""
-    for operator, tests in conditions.items():
-        qualifier, _, base = operator.rpartition(":")
-        if base not in ("StringEquals", "StringLike") or qualifier not in (
-            "",
-            "ForAnyValue",
-            "ForAllValues",
-        ):
-            return False  # an operator we do not evaluate: refuse rather than guess
-        for key, expected in tests.items():
-            prefix, _, claim = key.rpartition(":")
-            if prefix != provider.condition_prefix:
-                return False
-            actual = _as_list(claims.get(claim)) if claim in claims else []
-            wanted = [str(v) for v in _as_list(expected)]
-
-            def matches(value: Any, wanted: list[str] = wanted, base: str = base) -> bool:
-                if base == "StringEquals":
-                    return str(value) in wanted
-                return any(fnmatch.fnmatchcase(str(value), pattern) for pattern in wanted)
-
-            if qualifier == "ForAllValues":
-                ok = all(matches(v) for v in actual)
-            else:
-                ok = any(matches(v) for v in actual)
-            if not ok:
-                return False
-    return True
-
-
-def _allows(policy: dict[str, Any], provider: OidcProvider, claims: dict) -> bool:
-    statements = _as_list(policy.get("Statement", []))
-    if any(
-        s.get("Effect") == "Deny" and _statement_matches(s, provider, claims) for s in statements
-    ):
-        return False
-    return any(
-        s.get("Effect") == "Allow" and _statement_matches(s, provider, claims) for s in statements
-    )

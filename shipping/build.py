@@ -79,7 +79,7 @@ COMPRESS_LEVEL = 6
 _EXCLUDED_DIR_NAMES = frozenset({"__pycache__", "tests", ".venv", "venv", ".python_packages"})
 _EXCLUDED_FILE_NAMES = frozenset({"local.settings.json"})
 _BYTECODE_SUFFIXES = (".pyc", ".pyo")
-_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+_PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
 
 
 class BuildError(RuntimeError):
@@ -216,7 +216,7 @@ def build_package(
     """The package for `source_dir`, `python_version` and the wheel `platform`: from the cache,
     or built into it. `platform` None means this machine's own wheels (see `local_target`)."""
     source_dir = source_dir.resolve()
-    if not _PYTHON_VERSION.match(python_version):
+    if not _PYTHON_VERSION.fullmatch(python_version):
         raise BuildError(f"python_version must look like '3.12', got {python_version!r}")
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     if platform is None and python_version != running:

@@ -76,14 +76,14 @@ _TRANSIENT = (409, 429, 500, 502, 503, 504)
 # The first-deploy failure: Flex could not write the package with the app's identity yet.
 _STORAGE_FORBIDDEN = re.compile(r"\bforbidden\b|(?<![\w-])403(?![\w-])", re.IGNORECASE)
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
 _APP_ID = re.compile(
-    r"^/subscriptions/[0-9A-Za-z-]+/resourceGroups/[-\w.()]+/providers/Microsoft\.Web/sites/"
-    r"[0-9A-Za-z-]+$",
+    r"/subscriptions/[0-9A-Za-z-]+/resourceGroups/[-\w.()]+/providers/Microsoft\.Web/sites/"
+    r"[0-9A-Za-z-]+",
     re.IGNORECASE,
 )
-_FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_FUNCTION = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _REDEPLOY_ON = ("resource_group", "app_name", "scm_host", "package_sha256")
 _REPLACE_ON = ("resource_group", "app_name")  # another app is another deployment (and id)
 
@@ -179,13 +179,13 @@ class OneDeployProvider(EntraIdentityProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         failures = []
         sha256 = news.get("package_sha256")
-        if _known(sha256) and not (isinstance(sha256, str) and _SHA256.match(sha256)):
+        if _known(sha256) and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
             failures.append(
                 pulumi.dynamic.CheckFailure("package_sha256", "must be 64 lowercase hex digits")
             )
         host = news.get("scm_host")
         # A bare host name: the bearer token must only ever go to https://{that host}.
-        if _known(host) and not (isinstance(host, str) and _HOST.match(host)):
+        if _known(host) and not (isinstance(host, str) and _HOST.fullmatch(host)):
             failures.append(
                 pulumi.dynamic.CheckFailure(
                     "scm_host", f"must be a bare host name like app.scm.azurewebsites.net: {host!r}"
@@ -193,7 +193,7 @@ class OneDeployProvider(EntraIdentityProvider):
             )
         app_id = news.get("app_id")
         # The ARM path the token is sent to: nothing but one site's resource id.
-        if _known(app_id) and not (isinstance(app_id, str) and _APP_ID.match(app_id)):
+        if _known(app_id) and not (isinstance(app_id, str) and _APP_ID.fullmatch(app_id)):
             failures.append(
                 pulumi.dynamic.CheckFailure(
                     "app_id",
@@ -205,7 +205,7 @@ class OneDeployProvider(EntraIdentityProvider):
         if _known(functions) and not (
             isinstance(functions, list)
             and functions
-            and all(isinstance(f, str) and _FUNCTION.match(f) for f in functions)
+            and all(isinstance(f, str) and _FUNCTION.fullmatch(f) for f in functions)
         ):
             failures.append(
                 pulumi.dynamic.CheckFailure(

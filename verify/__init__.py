@@ -5,8 +5,10 @@
    (never stored), call `/api/read` for the sample present in both clouds, and compare what both
    clouds answered with the repository's sample files.
 3. Check two refusals: Entra refuses the operator a token for the federation audience (the
-   operator is not assigned the app role: "assignment required" works), and AWS STS refuses the
-   operator's own Entra token (a tenant token that is not one of the trusted identities).
+   operator is not assigned the app role: "assignment required" works), and AWS STS refuses, as
+   `InvalidIdentityToken`, a token with the stack's issuer, audience and a trusted `sub` that the
+   check signed with a key it made and threw away (the OIDC provider checks signatures against
+   Entra's keys). No live token goes to STS: the one sent is worthless by construction.
 4. Read the IAM role with the operator's AWS sign-in (`iam:GetRole`) and check that its trust
    policy pins `aud` to the audience and `sub` to exactly the stack's trusted identities.
 

@@ -18,12 +18,12 @@ from verify.checks import (
     APPS,
     Check,
     VerifyError,
+    forged_token_refused_by_sts,
     operator_refused_by_entra,
     read_both_clouds,
     require_outputs,
     shared_sample,
     trust_policy_pins_identities,
-    untrusted_sub_refused_by_sts,
 )
 
 
@@ -56,7 +56,7 @@ def run_checks(
     sample = shared_sample()
     checks = [read_both_clouds(credential, outputs, app, sample, timeout) for app in APPS]
     checks.append(operator_refused_by_entra(credential, outputs["audience"]))
-    checks.append(untrusted_sub_refused_by_sts(credential, outputs, timeout))
+    checks.append(forged_token_refused_by_sts(outputs, timeout))
     checks.append(trust_policy_pins_identities(outputs, timeout))
     return checks
 

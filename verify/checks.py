@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +14,14 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import boto3
+import jwt
 import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components import trust
 
@@ -168,15 +172,42 @@ def operator_refused_by_entra(credential: TokenCredential, audience: str) -> Che
     )
 
 
-def untrusted_sub_refused_by_sts(
-    credential: TokenCredential, outputs: Mapping[str, Any], timeout: float
-) -> Check:
-    """The operator's own Entra token (from this tenant, `sub` = the operator) must not become
-    AWS credentials. The operator cannot get a token for the audience (the check before), so it
-    sends its ARM token: AWS refuses it on `aud` before it looks at `sub`; the `sub` pin itself
-    is exercised by the local cloud's "not in the trust list" case (`make demo`)."""
-    check = "AWS STS refuses the operator's own Entra token (not a trusted identity)"
-    token = credential.get_token(f"{DEFAULT_ARM}/.default").token
+def worthless_token(outputs: Mapping[str, Any], now: float | None = None) -> str:
+    """A web identity token with everything the role trusts - the stack's issuer, audience and a
+    trusted `sub`, valid right now - signed by a key made for this call and thrown away.
+
+    It is worthless by construction: no one (Entra included) has the key, so the only thing that
+    can make STS refuse it is the signature check against Entra's published keys.
+    """
+    issued = int(time.time() if now is None else now)
+    trusted = outputs["trustedPrincipalIds"][0]
+    claims = {
+        "iss": trust.issuer_url(outputs["tenantId"]),
+        "aud": outputs["audience"],
+        "sub": trusted,
+        "oid": trusted,
+        "tid": outputs["tenantId"],
+        "iat": issued,
+        "nbf": issued - 60,
+        "exp": issued + 600,
+    }
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": secrets.token_hex(16)})
+
+
+# InvalidIdentityToken messages that are about something else than the signature: then the
+# check proves nothing about signatures and says what is wrong instead.
+_NOT_ABOUT_THE_SIGNATURE = {
+    "No OpenIDConnect provider found": "the IAM OIDC provider for the stack's issuer is missing",
+    "Incorrect token audience": "the OIDC provider's client id list lacks the audience",
+}
+
+
+def forged_token_refused_by_sts(outputs: Mapping[str, Any], timeout: float) -> Check:
+    """STS must refuse `worthless_token` as InvalidIdentityToken: the OIDC provider checks
+    signatures against Entra's keys. No live token is ever sent: `AWS_ENDPOINT_URL_STS` or an AWS
+    config file may point STS anywhere, and what goes there is worth nothing."""
+    check = "AWS STS refuses a token with trusted claims signed by a stranger's key"
     # AssumeRoleWithWebIdentity is an unsigned call: the token is the only credential.
     sts = boto3.client(
         "sts",
@@ -187,19 +218,30 @@ def untrusted_sub_refused_by_sts(
         sts.assume_role_with_web_identity(
             RoleArn=outputs["awsRoleArn"],
             RoleSessionName="crosscloud-verify",
-            WebIdentityToken=token,
+            WebIdentityToken=worthless_token(outputs),
             DurationSeconds=900,
         )
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "refused")
-        return Check(check, code in ("AccessDenied", "InvalidIdentityToken"), code)
+        message = error.response.get("Error", {}).get("Message", "")
+        if code != "InvalidIdentityToken":
+            return Check(
+                check,
+                False,
+                f"{code}: STS should refuse the signature (InvalidIdentityToken) before it "
+                "looks at the trust policy",
+            )
+        for fragment, problem in _NOT_ABOUT_THE_SIGNATURE.items():
+            if fragment in message:
+                return Check(check, False, f"{code} ({fragment}): {problem}")
+        return Check(check, True, code)
     except BotoCoreError as error:
         return Check(check, False, f"could not reach STS: {_short(error)}")
     return Check(
         check,
         False,
-        "STS handed out credentials for the operator's token: the trust policy does not pin "
-        "aud and sub",
+        "STS handed out credentials for a token nobody but this check could sign: the OIDC "
+        "provider does not check signatures against Entra's keys",
     )
 
 

@@ -1,6 +1,7 @@
 """What `make verify` relies on when pointed at the local cloud: outputs shaped like the stack's,
 function keys only through ARM and only for the operator, FUNCTION-level keys on the hosts -
-and verify itself passing, then failing once an app loses its app role."""
+and verify itself passing, then failing once an app loses its app role or STS stops checking the
+signature of the worthless token verify sends it (it never sends a live one)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import os
 import ssl
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from components import trust
 from localcloud.cloud import REPO, LocalCloud
 from localcloud.entra import MANAGEMENT_RESOURCE, STORAGE_RESOURCE, Identity
+from localcloud.moto_server import StsRefusal
 from localcloud.world import world_from_program
 from tests.e2e.test_mutation import trust_policy_without_sub
 
@@ -100,11 +106,49 @@ def run_verify(cloud: LocalCloud, outputs_file: Path) -> subprocess.CompletedPro
     )
 
 
+class RecordingGuard:
+    """Sits in front of the STS front and keeps the web identity tokens `make verify` sends."""
+
+    def __init__(self, inner: Callable[[Mapping[str, str]], StsRefusal | None]) -> None:
+        self.inner = inner
+        self.tokens: list[str] = []
+
+    def __call__(self, params: Mapping[str, str]) -> StsRefusal | None:
+        if params.get("RoleSessionName") == "crosscloud-verify":
+            self.tokens.append(params.get("WebIdentityToken", ""))
+        return self.inner(params)
+
+
+@contextmanager
+def sts_guard(cloud: LocalCloud, guard: Callable[[Mapping[str, str]], StsRefusal | None]):
+    try:
+        cloud.aws.sts_guard = guard
+        yield guard
+    finally:
+        cloud.aws.sts_guard = cloud.verifier
+
+
 def test_make_verify_passes_then_fails_when_an_app_loses_its_role(
     cloud: LocalCloud, tmp_path: Path
 ) -> None:
-    passed = run_verify(cloud, tmp_path / "outputs.json")
+    with sts_guard(cloud, RecordingGuard(cloud.verifier)) as recorder:
+        passed = run_verify(cloud, tmp_path / "outputs.json")
     assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "PASS  AWS STS refuses a token with trusted claims signed by a stranger" in passed.stdout
+
+    # What verify sent STS is worthless: trusted claims, but no key of Entra's signs it.
+    (sent,) = recorder.tokens
+    claims = jwt.decode(sent, options={"verify_signature": False})
+    assert claims["iss"] == trust.issuer_url(cloud.world.tenant_id)
+    assert claims["aud"] == cloud.world.audience
+    assert claims["sub"] in cloud.outputs()["trustedPrincipalIds"]
+    assert claims["nbf"] <= time.time() < claims["exp"]
+    keys = jwt.PyJWKSet.from_dict(cloud.entra.jwks())
+    kid = jwt.get_unverified_header(sent)["kid"]
+    assert kid not in [key.key_id for key in keys.keys]
+    for key in keys.keys:
+        with pytest.raises(jwt.InvalidSignatureError):
+            jwt.decode(sent, key.key, algorithms=["RS256"], audience=claims["aud"])
     try:
         cloud.unassign("uami")
         failed = run_verify(cloud, tmp_path / "outputs.json")
@@ -141,3 +185,33 @@ def test_unassigning_refuses_the_app_and_assigning_restores_it(cloud: LocalCloud
         cloud.assign(app)
     assert (refused.status, refused.body["error"]["code"]) == (502, "identity_not_assigned")
     assert cloud.call(app, "read", read).status == 200
+
+
+def test_make_verify_fails_when_sts_does_not_check_signatures(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    """A provider that takes any well-formed token with trusted claims: moto alone, no front."""
+    with sts_guard(cloud, lambda params: None):
+        failed = run_verify(cloud, tmp_path / "outputs.json")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAIL  AWS STS refuses a token with trusted claims" in failed.stdout
+    assert "does not check signatures" in failed.stdout
+
+
+def test_make_verify_fails_when_sts_refuses_only_on_the_trust_policy(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    """AccessDenied means STS took the signature and only the trust policy said no."""
+    denied = StsRefusal(
+        "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
+    )
+
+    def refuse_verify_only(params: Mapping[str, str]) -> StsRefusal | None:
+        if params.get("RoleSessionName") == "crosscloud-verify":
+            return denied
+        return cloud.verifier(params)
+
+    with sts_guard(cloud, refuse_verify_only):
+        failed = run_verify(cloud, tmp_path / "outputs.json")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "AccessDenied: STS should refuse the signature" in failed.stdout

@@ -65,8 +65,19 @@ def test_valid_values_are_parsed():
         ("bucketName", "xn--bucket", "reserves"),
         ("bucketName", "a..b", "adjacent periods"),
         ("s3KeyPrefix", "/rooted/", "not starting with '/'"),
-        ("s3KeyPrefix", "logs/*", "wildcards"),
-        ("s3KeyPrefix", "a/../b", "without '..'"),
+        ("s3KeyPrefix", "logs/*/", "wildcards"),
+        ("s3KeyPrefix", "a/../b/", "without '.' or '..'"),
+        ("s3KeyPrefix", "a/./b/", "without '.' or '..'"),
+        ("s3KeyPrefix", "reports", "write 'reports/'"),
+        ("s3KeyPrefix", "reports/ ", "ending with '/'"),
+        ("s3KeyPrefix", "reports /", "white space"),
+        ("s3KeyPrefix", "a//b/", "'//'"),
+        ("s3KeyPrefix", "a\\b/", "backslashes"),
+        ("s3KeyPrefix", "r\u202eports/", "U+202E"),
+        ("s3KeyPrefix", "r\x85ports/", "control"),
+        ("s3KeyPrefix", "r\u2028ports/", "line-separator"),
+        ("s3KeyPrefix", "r\x00ports/", "control"),
+        ("s3KeyPrefix", "é" * 257 + "/", "512 bytes"),
         ("extraPrincipalIds", "not json", "structured"),
         ("extraPrincipalIds", '"0f0e0d0c-0b0a-4909-8807-060504030201"', "list of object ids"),
         ("extraPrincipalIds", '["not-a-guid"]', "GUID"),
@@ -77,7 +88,6 @@ def test_valid_values_are_parsed():
         ("instanceMemoryMb", "lots", "whole number"),
         ("maximumInstanceCount", "5000", "40 to 1000"),
         ("tags", '["a"]', "map of tag names"),
-        ("tags", '{"k": 1}', "names 1-128"),
         ("bucketname", "typo-of-bucketName", "not a setting of this project"),
     ],
 )
@@ -103,3 +113,66 @@ def test_bad_config_stops_the_program_before_any_resource():
     with pytest.raises(SettingsError, match="crosscloud:awsRoleName"):
         registered = run_program({"awsRoleName": "no spaces allowed"}).resources
     assert registered == []
+
+
+TRAILING_NEWLINE = {
+    "prefix": "abc",
+    "azureLocation": "westeurope",
+    "awsRegion": "eu-west-1",
+    "audience": "api://contoso.example/aws",
+    "appDisplayName": "Contoso Federation",
+    "awsRoleName": "Reader",
+    "bucketName": "contoso-data",
+    "s3KeyPrefix": "reports/",
+}
+
+
+@pytest.mark.parametrize(("key", "good"), TRAILING_NEWLINE.items())
+def test_validation_is_whole_string_a_trailing_newline_is_refused(key, good):
+    """`re.match(r"^...$")` lets "abc\\n" through (`$` matches before a final newline)."""
+    assert parse_settings({key: good}) is not None
+    with pytest.raises(SettingsError) as error:
+        parse_settings({key: good + "\n"})
+    assert f"crosscloud:{key} = {good + chr(10)!r}" in str(error.value)
+
+
+def test_a_trailing_newline_stops_the_program_before_any_resource():
+    registered = []
+    with pytest.raises(SettingsError, match="crosscloud:prefix"):
+        registered = run_program({"prefix": "abc\n"}).resources
+    assert registered == []
+
+
+def test_tags_both_clouds_accept_are_kept():
+    tags = {"Kostenstelle": "München 42", "team/owner": "x"}
+    with pytest.raises(SettingsError):  # '/' in a name: Azure refuses it
+        parse_settings({"tags": tags})
+    tags = {"Kostenstelle": "München 42", "cost-center_1.a:b=c+d@e": "path/to:x", "empty": ""}
+    assert parse_settings({"tags": tags}).tags == tags
+
+
+@pytest.mark.parametrize(
+    ("tags", "rule"),
+    [
+        ({"k": 1}, "must be strings"),
+        ({"k" * 129: "v"}, "1-128 characters"),
+        ({"": "v"}, "1-128 characters"),
+        ({"k": "v" * 257}, "at most 256 characters"),
+        ({"a/b": "v"}, "Azure tag names cannot contain"),
+        ({"50%": "v"}, "Azure tag names cannot contain"),
+        ({"a<b": "v"}, "Azure tag names cannot contain"),
+        ({"owner#1": "v"}, "only letters, digits, spaces"),
+        ({"owner": "a,b"}, "only letters, digits, spaces"),
+        ({"owner": "line\u2028break"}, "only letters, digits, spaces"),
+        ({"env\n": "dev"}, "only letters, digits, spaces"),
+        ({"owner": "dev\n"}, "only letters, digits, spaces"),
+        ({"AWS:owner": "v"}, "AWS reserves"),
+        ({"owner": "Aws:v"}, "AWS reserves"),
+        ({f"t{n}": "v" for n in range(11)}, "at most 10 tags"),
+    ],
+)
+def test_each_tag_rule_refuses_a_bad_tag(tags, rule):
+    with pytest.raises(SettingsError) as error:
+        parse_settings({"tags": tags})
+    assert "crosscloud:tags" in str(error.value)
+    assert rule in str(error.value)
