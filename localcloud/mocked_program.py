@@ -100,12 +100,25 @@ class ProgramRun:
 _AZURE_NAME_INPUTS = ("name", "resourceName", "accountName", "containerName", "resourceGroupName")
 # What aws.get_partition() answers in each partition (dnsSuffix per the AWS SDKs' endpoints.json).
 _DNS_SUFFIX = {"aws": "amazonaws.com", "aws-us-gov": "amazonaws.com", "aws-cn": "amazonaws.com.cn"}
-# What Microsoft Graph answers when the caller may not read the object: the azuread provider's
-# invoke fails, and the engine raises it in the program.
+# What the azuread provider's data sources answer, as the invoke's error (the engine raises it in
+# the program). Not found: terraform-provider-azuread v3.x
+# internal/services/serviceprincipals/service_principal_data_source.go (`"%s was not found"` with
+# go-azure-sdk's ServicePrincipalId, which prints `Service Principal (Service Principal: "<id>")`)
+# and internal/services/users/user_data_source.go (`"User not found with object ID: %q"`).
+# Forbidden: `"Retrieving %s"` plus go-azure-sdk's "unexpected status 403 (403 Forbidden) with
+# error: <code>: <message>", Graph's Authorization_RequestDenied.
 GRAPH_FORBIDDEN = (
-    "retrieving directoryObject: unexpected status 403 (403 Forbidden) with error: "
+    "unexpected status 403 (403 Forbidden) with error: "
     "Authorization_RequestDenied: Insufficient privileges to complete the operation."
 )
+
+
+def _service_principal_not_found(object_id: str) -> str:
+    return f'Service Principal (Service Principal: "{object_id}") was not found'
+
+
+def _user_not_found(object_id: str) -> str:
+    return f'User not found with object ID: "{object_id}"'
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,9 @@ class MockCloud:
     partition: str = "aws"
     """AWS partition `aws.get_partition()` answers; the mocked ARNs are in it too."""
     deployer_type: str | None = "User"
-    """OData type Entra ID gives for the deployer's object (`User`, `ServicePrincipal`, `Group`),
-    as `azuread.get_directory_object` shortens it; None: the deployer may not read it (403)."""
+    """What the deployer's directory object is: `User`, `ServicePrincipal` (an app's),
+    `ManagedIdentity` (a service principal too), or any other type (`Group`, `Device`: neither
+    `get_service_principal` nor `get_user` finds it); None: Graph refuses its lookups (403)."""
 
 
 _ACCOUNT_IN_ROLE_ARN = re.compile(r"^arn:[\w-]+:iam::(\d{12}):role/")
@@ -237,15 +251,47 @@ class _Mocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:{partition}:s3:::{inputs['bucket']}"
         return rid, state
 
+    def _service_principal(self, object_id: str) -> tuple[dict, list]:
+        """`GET /servicePrincipals/{id}`: a service principal reads itself with no permission."""
+        kind = self.cloud.deployer_type if object_id == DEPLOYER_OBJECT_ID else None
+        if object_id == DEPLOYER_OBJECT_ID and kind is None:
+            sp = f'Service Principal (Service Principal: "{object_id}")'
+            return {}, [("objectId", f"Retrieving {sp}: {GRAPH_FORBIDDEN}")]
+        if kind not in ("ServicePrincipal", "ManagedIdentity"):
+            return {}, [("objectId", _service_principal_not_found(object_id))]
+        return {
+            "id": f"/servicePrincipals/{object_id}",
+            "objectId": object_id,
+            "clientId": fake_guid("deployer-client"),
+            "displayName": "crosscloud-ci-deploy",
+            "accountEnabled": True,
+            # servicePrincipalType: "Application" for an app registration's, else ManagedIdentity.
+            "type": "Application" if kind == "ServicePrincipal" else kind,
+        }, []
+
+    def _user(self, object_id: str) -> tuple[dict, list]:
+        """`GET /users/{id}`: a signed-in user reads itself with User.Read."""
+        kind = self.cloud.deployer_type if object_id == DEPLOYER_OBJECT_ID else None
+        if object_id == DEPLOYER_OBJECT_ID and kind is None:
+            why = f'Retrieving user with object ID: "{object_id}": {GRAPH_FORBIDDEN}'
+            return {}, [("objectId", why)]
+        if kind != "User":
+            return {}, [("objectId", _user_not_found(object_id))]
+        return {
+            "id": f"/users/{object_id}",
+            "objectId": object_id,
+            "userPrincipalName": "deployer@contoso.example",
+            "displayName": "Deployer",
+            "userType": "Member",
+            "accountEnabled": True,
+        }, []
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
         self.invokes.append(args.token)
-        if args.token == "azuread:index/getDirectoryObject:getDirectoryObject":
-            object_id = args.args["objectId"]
-            if object_id != DEPLOYER_OBJECT_ID:
-                return {}, [("objectId", f"directoryObject {object_id} was not found")]
-            if self.cloud.deployer_type is None:
-                return {}, [("objectId", GRAPH_FORBIDDEN)]
-            return {"id": object_id, "objectId": object_id, "type": self.cloud.deployer_type}, []
+        if args.token == "azuread:index/getServicePrincipal:getServicePrincipal":
+            return self._service_principal(args.args["objectId"])
+        if args.token == "azuread:index/getUser:getUser":
+            return self._user(args.args["objectId"])
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "clientId": fake_guid("deployer-client"),

@@ -20,7 +20,10 @@ from localcloud.mocked_program import MockCloud, run_program
     ("config", "cloud"),
     [
         ({}, MockCloud()),
-        ({"s3KeyPrefix": "reports/", "audience": "appId"}, MockCloud("aws-us-gov", "Group")),
+        (
+            {"s3KeyPrefix": "reports/", "audience": "appId"},
+            MockCloud("aws-us-gov", "ServicePrincipal"),
+        ),
         ({"deployerPrincipalType": "ServicePrincipal"}, MockCloud(deployer_type=None)),
     ],
     ids=["defaults", "us-gov-prefix-app-id", "ci-override"],
