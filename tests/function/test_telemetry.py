@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from crosscloud_fn import telemetry
 
-from tests.function.conftest import MakeFunction, World
+from tests.function.conftest import FUNCTION_SRC, MakeFunction, World
 from tests.function.test_logging import LOUD_LOGGERS, Capture, leaks
 
 
@@ -96,3 +96,15 @@ def test_the_record_carries_no_secret(
             isinstance(v, (int, float, bool, type(None))) or len(str(v)) <= 40
             for v in record.values()
         )
+
+
+def test_host_keeps_every_record() -> None:
+    """The host forwards the worker's INFO records (category `Function`) and does not sample
+    them away: adaptive sampling would make refusal counts and percentiles guesses.
+    https://learn.microsoft.com/azure/azure-functions/functions-host-json#applicationinsights"""
+    host = json.loads((FUNCTION_SRC / "host.json").read_text())
+    levels = host["logging"]["logLevel"]
+    assert levels["Function"] in ("Information", "Debug", "Trace")
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = {t.strip() for t in sampling.get("excludedTypes", "").split(";")}
+    assert not sampling.get("isEnabled", True) or "Trace" in excluded
