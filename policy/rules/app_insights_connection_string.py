@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from pulumi_policy import Severity
 
 from .app_insights_entra_ingestion import CONNECTION_STRING
-from .common import Finding, StackResource, prop, stack_policy
+from .common import Finding, StackResource, app_settings, prop, stack_policy
 from .monitoring_local_auth import COMPONENT
-from .no_key_based_storage_access import _app_settings
 
 SETTINGS_PROPS = ("siteConfig", "properties")
 
@@ -40,7 +39,7 @@ def check_connection_string_needs_local_auth_off(
     components = [r for r in resources if r.resource_type == COMPONENT]
     findings = []
     for resource in resources:
-        settings = dict(_app_settings(resource.resource_type, resource.props))
+        settings = dict(app_settings(resource.resource_type, resource.props))
         if CONNECTION_STRING not in settings:
             continue
         component = _component_of(resource, settings[CONNECTION_STRING], components)

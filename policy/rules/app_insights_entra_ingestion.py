@@ -14,8 +14,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
-from .common import Props, resource_policy
-from .no_key_based_storage_access import _app_settings
+from .common import Props, app_settings, resource_policy
 
 INSTRUMENTATION_KEY = "APPINSIGHTS_INSTRUMENTATIONKEY"
 CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
@@ -32,7 +31,7 @@ def is_entra_authentication(value: Any) -> bool:
 
 def check_app_insights_entra_ingestion(resource_type: str, props: Props) -> list[str]:
     """No instrumentation key setting; a connection string only with Entra authentication."""
-    settings = dict(_app_settings(resource_type, props))
+    settings = dict(app_settings(resource_type, props))
     problems = []
     if INSTRUMENTATION_KEY in settings:
         problems.append(

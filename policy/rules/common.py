@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from pulumi_policy import (
@@ -89,6 +89,29 @@ def prop(props: Props, key: str) -> Any:
         return props.get(key)
     except UnknownValueError:
         return None
+
+
+def app_settings(resource_type: str, props: Props) -> Iterable[tuple[str, Any]]:
+    """(name, value) of every app setting and connection string a resource sets.
+
+    A value not known yet (preview) is skipped rather than failing the whole rule: the engine runs
+    the rule again with every value resolved before `pulumi up` creates the resource.
+    """
+    if resource_type == WEB_APP:
+        site_config = props.get("siteConfig")
+        if isinstance(site_config, Mapping):
+            for setting in as_list(site_config.get("appSettings")):
+                if isinstance(setting, Mapping):
+                    yield str(setting.get("name")), prop(setting, "value")
+            for connection in as_list(site_config.get("connectionStrings")):
+                if isinstance(connection, Mapping):
+                    yield str(connection.get("name")), prop(connection, "connectionString")
+    elif resource_type in (WEB_APP_SETTINGS, WEB_APP_CONNECTION_STRINGS):
+        properties = props.get("properties")
+        if isinstance(properties, Mapping):
+            for name in properties:
+                value = prop(properties, name)
+                yield name, prop(value, "value") if isinstance(value, Mapping) else value
 
 
 def has_wildcard(value: str) -> bool:

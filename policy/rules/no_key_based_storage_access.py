@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pulumi_policy import Severity
 
-from .common import (
-    BLOB,
-    WEB_APP,
-    WEB_APP_CONNECTION_STRINGS,
-    WEB_APP_SETTINGS,
-    Props,
-    as_list,
-    prop,
-    resource_policy,
-)
+from .common import BLOB, Props, app_settings, resource_policy
 
 # Markers of storage account keys and SAS tokens in app settings and connection strings. They are
 # how a listKeys/listAccountSas invoke surfaces: policy packs see resources, never invokes.
@@ -25,29 +15,6 @@ STORAGE_SECRET_MARKERS = ("accountkey=", "sharedaccesssignature=", "&sig=", "?si
 
 def _secret_marker(value: Any) -> bool:
     return isinstance(value, str) and any(m in value.lower() for m in STORAGE_SECRET_MARKERS)
-
-
-def _app_settings(resource_type: str, props: Props) -> Iterable[tuple[str, Any]]:
-    """(name, value) of every app setting and connection string a resource sets.
-
-    A value not known yet (preview) is skipped rather than failing the whole rule: the engine runs
-    the rule again with every value resolved before `pulumi up` creates the resource.
-    """
-    if resource_type == WEB_APP:
-        site_config = props.get("siteConfig")
-        if isinstance(site_config, Mapping):
-            for setting in as_list(site_config.get("appSettings")):
-                if isinstance(setting, Mapping):
-                    yield str(setting.get("name")), prop(setting, "value")
-            for connection in as_list(site_config.get("connectionStrings")):
-                if isinstance(connection, Mapping):
-                    yield str(connection.get("name")), prop(connection, "connectionString")
-    elif resource_type in (WEB_APP_SETTINGS, WEB_APP_CONNECTION_STRINGS):
-        properties = props.get("properties")
-        if isinstance(properties, Mapping):
-            for name in properties:
-                value = prop(properties, name)
-                yield name, prop(value, "value") if isinstance(value, Mapping) else value
 
 
 def check_key_based_storage_access(resource_type: str, props: Props) -> list[str]:
@@ -60,7 +27,7 @@ def check_key_based_storage_access(resource_type: str, props: Props) -> list[str
     return [
         f"app setting or connection string {name!r} holds a storage account key or SAS token; "
         "use identity-based settings (e.g. AzureWebJobsStorage__accountName + __credential)"
-        for name, value in _app_settings(resource_type, props)
+        for name, value in app_settings(resource_type, props)
         if _secret_marker(value)
     ]
 
