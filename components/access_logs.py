@@ -12,50 +12,37 @@ https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-loggi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components import trust
+from components.hardened_bucket import hardened_bucket
+
 LOGGING_SERVICE = "logging.s3.amazonaws.com"
 LOG_PREFIX = "s3-access/"
 
 
-def bucket_arn(partition: str, bucket: str) -> str:
-    return f"arn:{partition}:s3:::{bucket}"
-
-
-def log_bucket_policy(
+def log_delivery_statements(
     partition: str, log_bucket: str, source_bucket: str, source_account: str
-) -> dict[str, Any]:
-    """TLS only for everyone; writes under `LOG_PREFIX` only by S3 logging for one source."""
-    arn = bucket_arn(partition, log_bucket)
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+) -> list[dict[str, Any]]:
+    """Writes under `LOG_PREFIX` only by S3 logging, for one source bucket of one account (the
+    bucket's TLS-only deny comes from `hardened_bucket`)."""
+    return [
+        {
+            "Sid": "S3ServerAccessLogsPolicy",
+            "Effect": "Allow",
+            "Principal": {"Service": LOGGING_SERVICE},
+            "Action": "s3:PutObject",
+            "Resource": f"{trust.bucket_arn(partition, log_bucket)}/{LOG_PREFIX}*",
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": trust.bucket_arn(partition, source_bucket)},
+                "StringEquals": {"aws:SourceAccount": source_account},
             },
-            {
-                "Sid": "S3ServerAccessLogsPolicy",
-                "Effect": "Allow",
-                "Principal": {"Service": LOGGING_SERVICE},
-                "Action": "s3:PutObject",
-                "Resource": f"{arn}/{LOG_PREFIX}*",
-                "Condition": {
-                    "ArnLike": {"aws:SourceArn": bucket_arn(partition, source_bucket)},
-                    "StringEquals": {"aws:SourceAccount": source_account},
-                },
-            },
-        ],
-    }
+        }
+    ]
 
 
 def _distinct(log_bucket: str, source_bucket: str) -> str:
@@ -95,36 +82,24 @@ class S3AccessLogs(pulumi.ComponentResource):
         self, name: str, args: S3AccessLogsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("crosscloud:aws:S3AccessLogs", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=args.log_bucket_name, opts=child)
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
+        hardened = hardened_bucket(
+            name,
+            args.log_bucket_name,
+            partition=args.partition,
+            parent=self,
+            policy_role="policy",
+            extra_statements=lambda log_bucket: pulumi.Output.from_input(
+                args.source_bucket_name
+            ).apply(
+                lambda source: log_delivery_statements(
+                    args.partition,
+                    _distinct(log_bucket, source),
+                    source,
+                    args.account_id,
+                )
+            ),
         )
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            # SSE-KMS is not supported for server access log destinations.
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
+        bucket = hardened.bucket
         lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-retention",
             bucket=bucket.id,
@@ -139,23 +114,7 @@ class S3AccessLogs(pulumi.ComponentResource):
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
                 }
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-        )
-        policy = aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=bucket.id,
-            policy=pulumi.Output.from_input(args.source_bucket_name).apply(
-                lambda source: json.dumps(
-                    log_bucket_policy(
-                        args.partition,
-                        _distinct(args.log_bucket_name, source),
-                        source,
-                        args.account_id,
-                    )
-                )
-            ),
-            # S3 rejects a bucket policy while the public access block is being applied.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[hardened.versioning]),
         )
         aws.s3.BucketLogging(
             f"{name}-source",
@@ -166,9 +125,7 @@ class S3AccessLogs(pulumi.ComponentResource):
             target_object_key_format={"partitioned_prefix": {"partition_date_source": "EventTime"}},
             expected_bucket_owner=args.account_id,
             # Deliveries fail until the policy admits the logging service.
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[policy, ownership, encryption, lifecycle]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*hardened.settings, lifecycle]),
         )
         self.log_bucket_name = bucket.bucket
         self.register_outputs({"log_bucket_name": self.log_bucket_name})

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import trust
+from components.hardened_bucket import hardened_bucket
 from components.naming import slug
 from components.oidc_provider import openid_connect_provider
 
@@ -72,7 +73,8 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
         else:
             provider_arn = pulumi.Output.from_input(args.provider_arn)
 
-        bucket = self._hardened_bucket(name, args.bucket_name, args.partition)
+        hardened = hardened_bucket(name, args.bucket_name, partition=args.partition, parent=self)
+        bucket = hardened.bucket
 
         _check_trust_policy_size(args)
 
@@ -106,7 +108,7 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
                 key=f"{args.key_prefix}{key}",
                 source=pulumi.FileAsset(str(path)),
                 content_type="text/plain; charset=utf-8",
-                opts=pulumi.ResourceOptions(parent=self, depends_on=self._bucket_settings),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=hardened.settings),
             )
 
         self.role_arn = role.arn
@@ -123,54 +125,6 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
                 "read_policy": self.read_policy,
             }
         )
-
-    def _hardened_bucket(self, name: str, bucket_name: str, partition: str) -> aws.s3.Bucket:
-        """Private, owner-enforced, encrypted, versioned, TLS-only bucket."""
-        child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=bucket_name, opts=child)
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},  # ACLs off
-            opts=child,
-        )
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        tls_only = aws.s3.BucketPolicy(
-            f"{name}-tls-only",
-            bucket=bucket.id,
-            policy=bucket.bucket.apply(
-                lambda b: json.dumps(trust.bucket_tls_only_policy(b, partition=partition))
-            ),
-            # S3 rejects a bucket policy while the public access block is being applied.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
-        )
-        self._bucket_settings = [public_access, ownership, encryption, versioning, tls_only]
-        return bucket
 
 
 def _check_trust_policy_size(args: AwsWebIdentityAccessArgs) -> None:
