@@ -11,15 +11,31 @@ lazily on first use and again only when the credentials come within 15 minutes o
 unsigned: the Entra token is the only proof. No AWS key exists anywhere, and the botocore
 sessions here are given no other credential source, so an AWS key that somehow appeared in the
 environment could never be picked up instead.
+
+Every call is bounded (`Settings.limits`): explicit connect/read timeouts and at most two
+attempts per call for the identity endpoint, STS and S3 (the SDK defaults wait up to 300 s per
+read at the identity endpoint, with retries). Outages of the identity endpoint and STS raise
+`dependencies.Unavailable` and start a short cooldown; refusals pass through unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import botocore.session
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    ServiceRequestError,
+    ServiceResponseError,
+    ServiceResponseTimeoutError,
+)
 from azure.identity import ManagedIdentityCredential
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -29,30 +45,158 @@ from botocore.credentials import (
     CredentialResolver,
     DeferredRefreshableCredentials,
 )
+from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
-from crosscloud_fn.settings import Settings
+from crosscloud_fn.dependencies import IDENTITY, STS, Cooldown, Unavailable, waiting_on
+from crosscloud_fn.settings import Limits, Settings
 
 # >= 3600: botocore refreshes 15 minutes before expiry, so 900 s would refresh on every call.
 SESSION_DURATION_SECONDS = 3600
 CREDENTIAL_METHOD = "crosscloud-web-identity"
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
+# The Entra token fetched just before a refresh, for the refresh in the same thread.
+_handoff = threading.local()
+log = logging.getLogger("crosscloud")
+
+# STS answers that mean "down or busy, ask again later", not "no": throttling, its own failures,
+# and IDPCommunicationError (STS could not reach the issuer's keys; botocore's _retry.json
+# retries it). https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html
+STS_OUTAGE_CODES = frozenset(
+    {
+        "IDPCommunicationError",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
+# S3 errors that mean the session credentials were rejected, not the request: fetch new ones
+# once and retry once. AccessDenied is in the list because revoking a role's sessions (IAM
+# "Revoke active sessions") attaches a Deny on aws:TokenIssueTime, and S3 then answers
+# AccessDenied to the old session: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_revoke-sessions.html
+# It is refreshed for at most once per set of credentials (see `retry_rejected`).
+REJECTED_SESSION_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "InvalidToken",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "RequestTimeTooSkewed",
+    }
+)
+DENIED_CODES = frozenset({"AccessDenied", "403"})
+# How App Service relays a failed token request (msal puts "statusCode, message" in the error).
+_RELAYED_STATUS = re.compile(r"\)\s*(5\d\d|429)\s*,")
 
 
-def managed_identity_credential(settings: Settings) -> ManagedIdentityCredential:
-    """The app's identity, chosen by the app setting (never DefaultAzureCredential's guesswork)."""
+def _mi_outage(exc: Exception, limits: Limits) -> Unavailable | None:
+    """The outage behind a failed token request, or None for a refusal (4xx, AADSTS...)."""
+    if isinstance(exc, ServiceResponseTimeoutError):
+        reason = f"no answer within {limits.call_timeout:g} s"
+    elif isinstance(exc, ServiceRequestError):
+        reason = "could not connect"
+    elif isinstance(exc, ServiceResponseError):
+        reason = "the connection broke"
+    elif isinstance(exc, ClientAuthenticationError):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        relayed = _RELAYED_STATUS.search(str(exc.message))
+        if status is not None and (status >= 500 or status == 429):
+            reason = f"HTTP {status}"
+        elif relayed:
+            reason = f"HTTP {relayed[1]}"
+        else:
+            return None
+    elif isinstance(exc, ValueError):
+        reason = "the answer was not a token response"  # e.g. an HTML error page from a proxy
+    else:
+        return None
+    return Unavailable(IDENTITY, reason, f"{type(exc).__name__}: {exc}", limits.outage_cooldown)
+
+
+class IdentityCredential:
+    """`ManagedIdentityCredential` with outages told apart from refusals, and a cooldown.
+
+    While a token for a scope is known to be valid the call goes straight to the credential (MSAL
+    answers it from its cache); only scopes that need the endpoint are failed fast in a cooldown.
+    """
+
+    def __init__(self, inner: ManagedIdentityCredential, limits: Limits) -> None:
+        self.inner = inner
+        self.limits = limits
+        self.cooldown = Cooldown(IDENTITY, limits.outage_cooldown)
+        self._valid_until: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._call(scopes, lambda: self.inner.get_token(*scopes, **kwargs))
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        return self._call(scopes, lambda: self.inner.get_token_info(*scopes, options=options))
+
+    def _call(self, scopes: tuple[str, ...], fetch: Callable[[], T]) -> T:
+        with self._lock:
+            cached = self._valid_until.get(scopes, 0) > time.time() + 300
+        if not cached:
+            self.cooldown.check()
+        with waiting_on(IDENTITY):
+            try:
+                token = fetch()
+            except Exception as exc:
+                outage = _mi_outage(exc, self.limits)
+                if outage is None:
+                    raise
+                raise self.cooldown.record(outage) from exc
+        self.cooldown.clear()
+        with self._lock:
+            self._valid_until[scopes] = float(token.expires_on)
+        return token
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def managed_identity_credential(settings: Settings) -> IdentityCredential:
+    """The app's identity, chosen by the app setting (never DefaultAzureCredential's guesswork).
+
+    azure-identity passes these keywords to its azure-core pipeline: `RequestsTransport`
+    (connection_timeout, read_timeout; default 300 s each) and `RetryPolicy` (retry_total,
+    retry_backoff_*; default 10 retries, 3 on read errors), so a stuck endpoint costs at most two
+    attempts of `call_timeout` instead of minutes.
+    """
+    limits = settings.limits
+    bounds: dict[str, Any] = {
+        "connection_timeout": limits.connect_timeout,
+        "read_timeout": limits.call_timeout,
+        "retry_total": 1,
+        "retry_backoff_factor": 0.2,
+        "retry_backoff_max": 1,
+    }
     if settings.identity_client_id:
-        return ManagedIdentityCredential(client_id=settings.identity_client_id)
-    return ManagedIdentityCredential()
+        inner = ManagedIdentityCredential(client_id=settings.identity_client_id, **bounds)
+    else:
+        inner = ManagedIdentityCredential(**bounds)
+    return IdentityCredential(inner, limits)
 
 
 def aws_client_config(settings: Settings, **overrides: Any) -> Config:
-    """Explicit region (regional STS endpoint), bounded retries and timeouts for every client."""
+    """Explicit region (regional STS endpoint), bounded retries and timeouts for every client.
+
+    Two attempts (standard mode: exponential backoff with jitter, and a retry quota shared by the
+    client that stops retrying during a long outage).
+    """
+    limits = settings.limits
     options: dict[str, Any] = {
         "region_name": settings.aws_region,
-        "retries": {"mode": "standard", "max_attempts": 3},
-        "connect_timeout": 5,
-        "read_timeout": 20,
-        "max_pool_connections": 10,
+        "retries": {"mode": "standard", "max_attempts": 2},
+        "connect_timeout": limits.connect_timeout,
+        "read_timeout": limits.call_timeout,
+        "max_pool_connections": 32,
         "user_agent_extra": "crosscloud-fn",
     }
     options.update(overrides)
@@ -92,14 +236,116 @@ class _StaticProvider(CredentialProvider):
         return self._credentials
 
 
+def _sts_outage(exc: Exception, limits: Limits) -> Unavailable | None:
+    """The outage behind a failed AssumeRoleWithWebIdentity, or None for a refusal."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code not in STS_OUTAGE_CODES and status < 500 and status != 429:
+            return None
+        reason = f"{code or 'HTTP'} ({status})"
+    elif isinstance(exc, ReadTimeoutError):
+        reason = f"no answer within {limits.call_timeout:g} s"
+    elif isinstance(exc, BotoConnectionError | HTTPClientError):
+        reason = "could not connect"
+    elif isinstance(exc, ResponseParserError):
+        reason = "the answer was not an STS response"  # e.g. an HTML 5xx page
+    else:
+        return None
+    return Unavailable(STS, reason, f"{type(exc).__name__}: {exc}", limits.outage_cooldown)
+
+
+class WebIdentityCredentials(DeferredRefreshableCredentials):
+    """botocore's deferred refreshable credentials, plus one forced refresh when S3 rejects them.
+
+    The forced refresh uses botocore's own lock and refresh step (`_refresh_lock`,
+    `_protected_refresh`): botocore is pinned, like the fetcher this builds on.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], dict[str, Any]],
+        entra_token: Callable[[], Any],
+        clock: Clock | None,
+    ) -> None:
+        if clock is None:
+            super().__init__(fetch, CREDENTIAL_METHOD)
+        else:
+            super().__init__(fetch, CREDENTIAL_METHOD, time_fetcher=clock)
+        self._entra_token = entra_token
+        self._denial_checked: str | None = None
+
+    @contextmanager
+    def token_ready(self) -> Iterator[None]:
+        """When a refresh is due, get the Entra token first, before botocore takes its refresh
+        lock: a stuck identity endpoint then holds no lock that later requests would wait on.
+        The refresh in this thread uses that token (so Entra is asked once, not twice)."""
+        if not self.refresh_needed():
+            yield
+            return
+        _handoff.token = self._entra_token()
+        try:
+            yield
+        finally:
+            _handoff.token = None
+
+    def current_access_key(self) -> str | None:
+        """The access key now in use, without triggering a refresh (None before the first)."""
+        return self._access_key
+
+    def refresh_now(self, rejected_access_key: str) -> None:
+        """New credentials from STS, unless another thread already replaced the rejected ones."""
+        with self._refresh_lock:
+            if self._access_key == rejected_access_key:
+                self._protected_refresh(is_mandatory=True)
+
+    def retry_rejected(self, call: Callable[[], T]) -> T:
+        """Run `call`; if S3 rejected the session (expired, revoked, unknown), refresh once and
+        run it once more. A second failure is marked `after_refresh` for its own hint.
+
+        AccessDenied triggers the refresh once per set of credentials only: after revocation the
+        new session is allowed, while a permission-policy denial stays denied, and then costs no
+        further STS call until the credentials are renewed anyway.
+        """
+        before = self.current_access_key()
+        try:
+            return call()
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            denied = code in DENIED_CODES
+            if code not in REJECTED_SESSION_CODES and not denied:
+                raise
+            # The key the call was signed with: the one before it, or the first one it fetched.
+            used = before or self.current_access_key()
+            if denied and used == self._denial_checked:
+                raise
+            if not denied:
+                self.refresh_now(used or "")
+            else:
+                # A speculative refresh: if it fails, the denial is still the answer to give.
+                try:
+                    self.refresh_now(used or "")
+                except Exception:
+                    log.warning("refresh after S3 AccessDenied failed", exc_info=True)
+                    self._denial_checked = used
+                    raise exc from None
+                self._denial_checked = self.current_access_key()
+        try:
+            return call()
+        except ClientError as exc:
+            exc.after_refresh = True  # type: ignore[attr-defined]
+            raise
+
+
 def web_identity_credentials(
-    credential: ManagedIdentityCredential, settings: Settings, *, clock: Clock | None = None
-) -> DeferredRefreshableCredentials:
+    credential: IdentityCredential, settings: Settings, *, clock: Clock | None = None
+) -> WebIdentityCredentials:
     """Self-refreshing AWS credentials for the role, obtained with the identity's Entra token.
 
     `clock` replaces botocore's notion of "now" for the refresh decision (tests move it forward
     instead of sleeping); production leaves it None.
     """
+    limits = settings.limits
     sts = isolated_botocore_session().create_client(
         "sts", config=aws_client_config(settings, signature_version=UNSIGNED)
     )
@@ -110,13 +356,19 @@ def web_identity_credentials(
             raise ValueError(f"unexpected client {service_name!r} requested by the fetcher")
         return sts
 
-    def entra_token() -> str:
+    def entra_token() -> Any:
         # Served from the credential's token cache while valid; Entra is only asked when needed.
-        return credential.get_token(settings.federation_scope).token
+        return credential.get_token(settings.federation_scope)
+
+    def token_for_sts() -> str:
+        held = getattr(_handoff, "token", None)
+        if held is not None and held.expires_on > time.time() + 60:
+            return held.token
+        return entra_token().token
 
     fetcher = AssumeRoleWithWebIdentityCredentialFetcher(
         client_creator=sts_client,
-        web_identity_token_loader=entra_token,
+        web_identity_token_loader=token_for_sts,
         role_arn=settings.aws_role_arn,
         extra_args={
             "RoleSessionName": settings.role_session_name,
@@ -124,14 +376,27 @@ def web_identity_credentials(
         },
         cache=_NeverCache(),
     )
-    if clock is None:
-        return DeferredRefreshableCredentials(fetcher.fetch_credentials, CREDENTIAL_METHOD)
-    return DeferredRefreshableCredentials(
-        fetcher.fetch_credentials, CREDENTIAL_METHOD, time_fetcher=clock
-    )
+    cooldown = Cooldown(STS, limits.outage_cooldown)
+
+    def fetch() -> dict[str, Any]:
+        # Fail fast while STS is known to be down: each request would otherwise send its own
+        # attempts to a service that is not answering.
+        cooldown.check()
+        with waiting_on(STS):
+            try:
+                fetched = fetcher.fetch_credentials()
+            except Exception as exc:
+                outage = _sts_outage(exc, limits)
+                if outage is None:
+                    raise
+                raise cooldown.record(outage) from exc
+        cooldown.clear()
+        return fetched
+
+    return WebIdentityCredentials(fetch, entra_token, clock)
 
 
-def s3_client(credentials: DeferredRefreshableCredentials, settings: Settings) -> Any:
+def s3_client(credentials: WebIdentityCredentials, settings: Settings) -> Any:
     """An S3 client that signs only with the web-identity credentials (refreshing as needed)."""
     session = isolated_botocore_session(_StaticProvider(credentials))
     return session.create_client("s3", config=aws_client_config(settings))

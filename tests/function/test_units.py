@@ -108,5 +108,5 @@ def test_s3_names_live_under_the_key_prefix(world) -> None:
     s3.put_object(Bucket="prefixed-bucket", Key="reports/q1.txt", Body=b"q1")
     s3.put_object(Bucket="prefixed-bucket", Key="private/secret.txt", Body=b"no")
     reader = S3Reader(s3, "prefixed-bucket", "reports/")
-    assert reader.list_keys() == ["q1.txt"]
+    assert reader.list_keys() == (["q1.txt"], False)
     assert reader.read("q1.txt")["text"] == "q1"
