@@ -57,7 +57,7 @@ SESSION_DURATION_SECONDS = 3600
 CREDENTIAL_METHOD = "crosscloud-web-identity"
 Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
-# The Entra token fetched just before a refresh, for the refresh in the same thread.
+# Credentials fetched by `WebIdentityCredentials._exchange`, for botocore's refresh step.
 _handoff = threading.local()
 log = logging.getLogger("crosscloud")
 
@@ -256,38 +256,43 @@ def _sts_outage(exc: Exception, limits: Limits) -> Unavailable | None:
 
 
 class WebIdentityCredentials(DeferredRefreshableCredentials):
-    """botocore's deferred refreshable credentials, plus one forced refresh when S3 rejects them.
+    """botocore's deferred refreshable credentials, refreshed by `fresh()` outside botocore's
+    refresh lock, plus one forced refresh when S3 rejects them.
 
-    The forced refresh uses botocore's own lock and refresh step (`_refresh_lock`,
-    `_protected_refresh`): botocore is pinned, like the fetcher this builds on.
+    botocore refreshes inside `_refresh_lock` and makes every other thread in the mandatory
+    window wait on that lock without a timeout: one exchange stuck at a hung identity endpoint or
+    STS would stall every later request until it gives up. Here the exchange runs under our own
+    lock, which others wait on for `hedge` seconds only (then they exchange themselves); botocore's
+    lock is held just to install the result (`_protected_refresh` with the fetched data handed
+    over). botocore is pinned, like the fetcher this builds on.
     """
 
     def __init__(
-        self,
-        fetch: Callable[[], dict[str, Any]],
-        entra_token: Callable[[], Any],
-        clock: Clock | None,
+        self, fetch: Callable[[], dict[str, Any]], hedge: float, clock: Clock | None
     ) -> None:
         if clock is None:
-            super().__init__(fetch, CREDENTIAL_METHOD)
+            super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD)
         else:
-            super().__init__(fetch, CREDENTIAL_METHOD, time_fetcher=clock)
-        self._entra_token = entra_token
+            super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD, time_fetcher=clock)
+        self._fetch = fetch
+        self._hedge = hedge
+        self._exchange_lock = threading.Lock()
         self._denial_checked: str | None = None
 
+    def _fetched_or_fetch(self) -> dict[str, Any]:
+        # botocore's refresh step: use what `_exchange` fetched in this thread, if anything.
+        fetched = getattr(_handoff, "fetched", None)
+        return fetched if fetched is not None else self._fetch()
+
     @contextmanager
-    def token_ready(self) -> Iterator[None]:
-        """When a refresh is due, get the Entra token first, before botocore takes its refresh
-        lock: a stuck identity endpoint then holds no lock that later requests would wait on.
-        The refresh in this thread uses that token (so Entra is asked once, not twice)."""
-        if not self.refresh_needed():
-            yield
-            return
-        _handoff.token = self._entra_token()
+    def fresh(self) -> Iterator[None]:
+        """Credentials valid for the block's S3 calls, exchanged first if a refresh is due."""
         try:
+            if self.refresh_needed():
+                self._exchange(rejected=None)
             yield
         finally:
-            _handoff.token = None
+            _handoff.fetched = None
 
     def current_access_key(self) -> str | None:
         """The access key now in use, without triggering a refresh (None before the first)."""
@@ -295,9 +300,32 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
 
     def refresh_now(self, rejected_access_key: str) -> None:
         """New credentials from STS, unless another thread already replaced the rejected ones."""
-        with self._refresh_lock:
-            if self._access_key == rejected_access_key:
+        self._exchange(rejected=rejected_access_key or None, forced=True)
+
+    def _exchange(self, rejected: str | None, forced: bool = False) -> None:
+        # One exchange at a time normally; a slow one is not waited for longer than `hedge`.
+        held = self._exchange_lock.acquire(timeout=self._hedge)
+        try:
+            if forced:
+                if rejected is not None and self._access_key != rejected:
+                    return  # another thread has replaced them already
+            elif not self.refresh_needed():
+                return
+            mandatory = forced or self.refresh_needed(self._mandatory_refresh_timeout)
+            try:
+                fetched = self._fetch()
+            except Exception:
+                if mandatory:
+                    raise
+                # Advisory window (10-15 min before expiry): the current ones still work.
+                log.warning("early refresh of the AWS credentials failed", exc_info=True)
+                return
+            _handoff.fetched = fetched
+            with self._refresh_lock:
                 self._protected_refresh(is_mandatory=True)
+        finally:
+            if held:
+                self._exchange_lock.release()
 
     def retry_rejected(self, call: Callable[[], T]) -> T:
         """Run `call`; if S3 rejected the session (expired, revoked, unknown), refresh once and
@@ -356,19 +384,13 @@ def web_identity_credentials(
             raise ValueError(f"unexpected client {service_name!r} requested by the fetcher")
         return sts
 
-    def entra_token() -> Any:
+    def entra_token() -> str:
         # Served from the credential's token cache while valid; Entra is only asked when needed.
-        return credential.get_token(settings.federation_scope)
-
-    def token_for_sts() -> str:
-        held = getattr(_handoff, "token", None)
-        if held is not None and held.expires_on > time.time() + 60:
-            return held.token
-        return entra_token().token
+        return credential.get_token(settings.federation_scope).token
 
     fetcher = AssumeRoleWithWebIdentityCredentialFetcher(
         client_creator=sts_client,
-        web_identity_token_loader=token_for_sts,
+        web_identity_token_loader=entra_token,
         role_arn=settings.aws_role_arn,
         extra_args={
             "RoleSessionName": settings.role_session_name,
@@ -393,7 +415,7 @@ def web_identity_credentials(
         cooldown.clear()
         return fetched
 
-    return WebIdentityCredentials(fetch, entra_token, clock)
+    return WebIdentityCredentials(fetch, limits.hedge, clock)
 
 
 def s3_client(credentials: WebIdentityCredentials, settings: Settings) -> Any:

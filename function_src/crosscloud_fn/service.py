@@ -149,7 +149,7 @@ class CrossCloud:
             return work()
 
     def _s3(self, work: Callable[[], T]) -> T:
-        with self.aws_credentials.token_ready(), waiting_on(S3):
+        with waiting_on(S3), self.aws_credentials.fresh():
             return self.aws_credentials.retry_rejected(work)
 
     def _gather(self, name: str | None, **work: Callable[[], Any]) -> tuple[Any, ...]:

@@ -80,6 +80,12 @@ class Limits:
     long further requests fail fast with `*_unavailable` instead of calling it again."""
 
     @property
+    def hedge(self) -> float:
+        """How long a request waits for another request's credential exchange before making its
+        own: an exchange takes well under a second, and a stuck one must not hold up others."""
+        return min(1.0, self.budget / 5)
+
+    @property
     def connect_timeout(self) -> float:
         """Connecting is quick or never: a shorter wait than for an answer."""
         return min(3.0, self.call_timeout)
