@@ -420,8 +420,9 @@ class FakeEntra(LoopbackService):
                 url = urlsplit(self.path)
                 path = url.path.rstrip("/")
                 if path == MI_PATH:
-                    if entra.latency:
-                        entra._stopping.wait(entra.latency)
+                    if entra.latency and entra._stopping.wait(entra.latency):
+                        self.close_connection = True  # stopped while "hung": no answer at all
+                        return
                     outage = entra.outage_status
                     if outage is not None:
                         self.send_body(outage, b"Service Unavailable", "text/plain")

@@ -223,6 +223,7 @@ class MotoServer(LoopbackService):
         self._calls: list[AwsCall] = []
         self._counts: Counter[tuple[str, str]] = Counter()
         self._revoked: set[str] = set()
+        self._counted_since = 0.0
         # Set on stop: ends injected waits, so a "hung" request does not outlive the server.
         self._stopping = threading.Event()
 
@@ -273,6 +274,8 @@ class MotoServer(LoopbackService):
     ) -> None:
         safe = {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
         with self._lock:
+            if at < self._counted_since:
+                return  # arrived before reset_counts (e.g. held by injected latency): not counted
             self._calls.append(AwsCall(service, action, safe, status, at))
             self._counts[(service, action)] += 1
 
@@ -298,6 +301,7 @@ class MotoServer(LoopbackService):
         with self._lock:
             self._calls.clear()
             self._counts.clear()
+            self._counted_since = time.monotonic()
 
     def issued_secrets(self) -> list[str]:
         """Secret keys and session tokens moto has handed out (for leak checks only).

@@ -193,7 +193,7 @@ def aws_client_config(settings: Settings, **overrides: Any) -> Config:
     limits = settings.limits
     options: dict[str, Any] = {
         "region_name": settings.aws_region,
-        "retries": {"mode": "standard", "max_attempts": 2},
+        "retries": {"mode": "standard", "total_max_attempts": 2},
         "connect_timeout": limits.connect_timeout,
         "read_timeout": limits.call_timeout,
         "max_pool_connections": 32,
@@ -346,6 +346,7 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
             # The key the call was signed with: the one before it, or the first one it fetched.
             used = before or self.current_access_key()
             if denied and used == self._denial_checked:
+                exc.after_refresh = True  # type: ignore[attr-defined]  # already fresh
                 raise
             if not denied:
                 self.refresh_now(used or "")

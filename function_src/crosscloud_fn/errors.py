@@ -23,6 +23,7 @@ from azure.core.exceptions import (
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
+from crosscloud_fn.credentials import REJECTED_SESSION_CODES
 from crosscloud_fn.dependencies import BLOB, DESCRIPTIONS, IDENTITY, S3, STS, Unavailable
 from crosscloud_fn.names import BadName
 from crosscloud_fn.redaction import redact
@@ -251,6 +252,20 @@ def from_aws(
                 "CROSSCLOUD_S3_BUCKET must name the bucket the Pulumi program created.",
             )
         refreshed = getattr(exc, "after_refresh", False)
+        if refreshed and code in REJECTED_SESSION_CODES:
+            return CrossCloudError(
+                502,
+                "aws_credentials_rejected",
+                f"AWS S3: {code}: {message} (also with credentials fetched from STS just now)",
+                "S3 rejects the role's session even when it is brand new: "
+                + (
+                    "this host's clock is more than 15 minutes off AWS's time."
+                    if code == "RequestTimeTooSkewed"
+                    else "check that AWS_ENDPOINT_URL (if set) points S3 and STS at the same "
+                    "partition, and that the STS regional endpoint for "
+                    f"{settings.aws_region} is active in the account (IAM > Account settings)."
+                ),
+            )
         if code in ("AccessDenied", "403", "AllAccessDisabled") or status == 403:
             return CrossCloudError(
                 502,
@@ -265,20 +280,6 @@ def from_aws(
                     "session."
                     if refreshed
                     else "."
-                ),
-            )
-        if refreshed:
-            return CrossCloudError(
-                502,
-                "aws_credentials_rejected",
-                f"AWS S3: {code}: {message} (also with credentials fetched from STS just now)",
-                "S3 rejects the role's session even when it is brand new: "
-                + (
-                    "this host's clock is more than 15 minutes off AWS's time."
-                    if code == "RequestTimeTooSkewed"
-                    else "check that AWS_ENDPOINT_URL (if set) points S3 and STS at the same "
-                    "partition, and that the STS regional endpoint for "
-                    f"{settings.aws_region} is active in the account (IAM > Account settings)."
                 ),
             )
         return CrossCloudError(

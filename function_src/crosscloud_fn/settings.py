@@ -106,7 +106,9 @@ class Limits:
 
         # Leave the host time to send the 504 before functionTimeout.
         budget = seconds(REQUEST_BUDGET, cls.budget, FUNCTION_TIMEOUT_SECONDS - 10)
-        call_timeout = seconds(CALL_TIMEOUT, min(cls.call_timeout, budget), budget)
+        call_timeout = seconds(
+            CALL_TIMEOUT, min(cls.call_timeout, budget), FUNCTION_TIMEOUT_SECONDS - 10
+        )
         cooldown = seconds(OUTAGE_COOLDOWN, cls.outage_cooldown, 300)
         return cls(budget=budget, call_timeout=call_timeout, outage_cooldown=cooldown)
 
