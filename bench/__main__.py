@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Add a module here (with `run() -> dict[str, float]`) to have `make bench` print its figures.
-BENCHES: tuple[str, ...] = ("bench.function_bench", "bench.program_bench")
+BENCHES: tuple[str, ...] = ("bench.function_bench", "bench.program_bench", "bench.resilience_bench")
 
 
 def _format(value: float | int | str) -> str:
