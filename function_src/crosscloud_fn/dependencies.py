@@ -41,7 +41,6 @@ class Activity:
     def __init__(self) -> None:
         self._stack: list[str] = []
         self._lock = threading.Lock()
-        self.started = False
 
     def waiting_on(self) -> str | None:
         """The innermost dependency call in progress (None: not started or between calls)."""
@@ -58,7 +57,6 @@ class Activity:
 
     def run(self, work: Callable[[], T]) -> T:
         """Run `work` in this thread with `waiting_on` marks recorded here."""
-        self.started = True
         previous = getattr(_local, "activity", None)
         _local.activity = self
         try:
