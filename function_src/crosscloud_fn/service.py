@@ -50,9 +50,11 @@ def jwt_claims(token: str) -> dict[str, Any]:
 
 
 class BlobRetry(ExponentialRetry):
-    """Storage's retry, minus retrying a refused token request, with backoffs sized for a
-    function (the SDK's default starts at 15 s). Token acquisition runs inside the storage retry
-    loop, so without this an unassigned or missing identity costs ~40 s before answering."""
+    """Storage's retry, minus retrying a failed token request, with two attempts and backoffs
+    sized for a function (the SDK's default: 3 retries starting at 15 s). Token acquisition runs
+    inside the storage retry loop, so without this an unassigned or missing identity costs ~40 s
+    before answering, and an identity outage (already retried by the credential, then reported
+    as `dependencies.Unavailable`) would be retried again here."""
 
     def __init__(self) -> None:
         super().__init__(initial_backoff=1, increment_base=2, retry_total=1, random_jitter_range=1)
