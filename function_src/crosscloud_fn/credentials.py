@@ -187,8 +187,10 @@ def managed_identity_credential(settings: Settings) -> IdentityCredential:
 def aws_client_config(settings: Settings, **overrides: Any) -> Config:
     """Explicit region (regional STS endpoint), bounded retries and timeouts for every client.
 
-    Two attempts (standard mode: exponential backoff with jitter, and a retry quota shared by the
-    client that stops retrying during a long outage).
+    Two attempts in all (standard mode: exponential backoff with jitter, and a retry quota shared
+    by the client that stops retrying during a long outage). `total_max_attempts`, because
+    `max_attempts` in a Config counts retries: botocore adds one for the first attempt
+    (botocore/args.py), so the former `max_attempts: 3` sent STS four requests per exchange.
     """
     limits = settings.limits
     options: dict[str, Any] = {

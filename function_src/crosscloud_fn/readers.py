@@ -108,7 +108,8 @@ class S3Reader:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "InvalidRange":
                 raise
-            # S3 answers 416 to a range request on an empty object; ask again without one.
+            # S3 answers 416 to a range request on an empty object (RFC 9110 15.5.17: no range
+            # overlaps zero bytes; AWS's behaviour per minio/minio#17713); ask without a range.
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
         body = answer["Body"]
         try:
