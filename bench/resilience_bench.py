@@ -9,6 +9,8 @@ Production limits (25 s budget, 5 s per call attempt, two attempts), the same lo
   recovers, and one more request is sent at once (was 110 s); its status alongside.
 - slow_sts_answer_s / slow_blob_answer_s: every STS / Blob request delayed by 25 s (was 80 s /
   68 s, past functionTimeout).
+- entra_down_answer_s: the identity endpoint answers 503 (was ~23 s, with its host:port in the
+  message); entra_down_answer_names_endpoint is 1 if the answer contains that host:port.
 - sts_outage_calls_per_request: STS calls per request while STS answers 503, over 5 requests
   (was 4).
 - refused_read_rss_growth_mib: growth of this process's resident memory (sampled every 5 ms)
@@ -126,6 +128,14 @@ def run() -> dict[str, float | int]:
         f.gate.latency = SLOW
         status, _, seconds = call()
         figures["slow_blob_answer_s"], figures["slow_blob_status"] = seconds, status
+
+        cold()
+        f.entra.outage_status = 503
+        status, body, seconds = call()
+        figures["entra_down_answer_s"], figures["entra_down_status"] = seconds, status
+        figures["entra_down_answer_names_endpoint"] = int(
+            f.entra.base_url.split("//")[1].encode() in body
+        )
 
         cold()
         f.aws.sts_guard = _sts_down
