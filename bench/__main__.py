@@ -6,7 +6,12 @@ import importlib
 import sys
 
 # Add a module here (with `run() -> dict[str, float]`) to have `make bench` print its figures.
-BENCHES: tuple[str, ...] = ("bench.function_bench", "bench.program_bench", "bench.package_bench")
+BENCHES: tuple[str, ...] = (
+    "bench.function_bench",
+    "bench.program_bench",
+    "bench.package_bench",
+    "bench.resilience_bench",
+)
 
 
 def _format(value: float | int | str) -> str:

@@ -63,6 +63,8 @@ class Fakes:
     audience: str
     role_arn: str
     client_id: str
+    deployer: ContainerClient
+    """The container, as the deployer (Storage Blob Data Contributor): for benches' own data."""
 
     def reset_counts(self) -> None:
         self.entra.reset_counts()
@@ -106,10 +108,15 @@ def fakes() -> Iterator[Fakes]:
             )
         )
         token, expires_on = entra.issue_token(deployer, STORAGE_RESOURCE)
-        with BlobServiceClient(
-            gate.endpoint, credential=_Static(token, expires_on), connection_verify=str(tls.ca_cert)
-        ) as blob:
-            blob.create_container(CONTAINER).upload_blob(OBJECT, b"azure side of the bench\n")
+        blob = stack.enter_context(
+            BlobServiceClient(
+                gate.endpoint,
+                credential=_Static(token, expires_on),
+                connection_verify=str(tls.ca_cert),
+            )
+        )
+        container = blob.create_container(CONTAINER)
+        container.upload_blob(OBJECT, b"azure side of the bench\n")
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object(Bucket=BUCKET, Key=OBJECT, Body=b"aws side of the bench\n")
@@ -141,7 +148,7 @@ def fakes() -> Iterator[Fakes]:
                 "CROSSCLOUD_BLOB_CONTAINER": CONTAINER,
             }
         )
-        yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id)
+        yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id, container)
 
 
 def timed(action: Callable[[], Any]) -> float:

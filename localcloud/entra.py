@@ -142,7 +142,12 @@ class FakeEntra(LoopbackService):
         self.tenant_id = tenant_id or str(uuid.uuid4())
         self.token_lifetime = token_lifetime
         self.latency = latency
-        """Seconds to wait before answering each MI token request (simulated network + Entra)."""
+        """Seconds to wait before answering each MI token request (simulated network + Entra);
+        a large value is an endpoint that accepts connections and never answers (ended by stop)."""
+        self.outage_status: int | None = None
+        """When set (e.g. 503), MI token requests are answered with this status and a non-JSON
+        body, as a front end does while the identity service behind it is down."""
+        self._stopping = threading.Event()
         self.tls = tls
         self.port = free_port()
         scheme = "https" if tls else "http"
@@ -415,8 +420,13 @@ class FakeEntra(LoopbackService):
                 url = urlsplit(self.path)
                 path = url.path.rstrip("/")
                 if path == MI_PATH:
-                    if entra.latency:
-                        time.sleep(entra.latency)
+                    if entra.latency and entra._stopping.wait(entra.latency):
+                        self.close_connection = True  # stopped while "hung": no answer at all
+                        return
+                    outage = entra.outage_status
+                    if outage is not None:
+                        self.send_body(outage, b"Service Unavailable", "text/plain")
+                        return
                     status, body = entra._answer_mi(
                         parse_qs(url.query), self.headers.get("X-IDENTITY-HEADER")
                     )
@@ -434,6 +444,14 @@ class FakeEntra(LoopbackService):
         return Handler
 
     # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> FakeEntra:
+        self._stopping.clear()
+        return super().start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        super().stop()
 
     def _make_server(self) -> LoopbackHttpsServer:
         return LoopbackHttpsServer(self.port, self._handler(), self.tls)

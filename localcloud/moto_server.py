@@ -55,7 +55,23 @@ class StsRefusal:
 
 
 StsGuard = Callable[[Mapping[str, str]], StsRefusal | None]
-"""Called with the form parameters of each AssumeRoleWithWebIdentity; None lets moto answer."""
+"""Called with the form parameters of each AssumeRoleWithWebIdentity; None lets moto answer.
+Also how a test makes STS fail like an outage: `StsRefusal("ServiceUnavailable", "...", 503)`,
+`StsRefusal("Throttling", "Rate exceeded")`, `StsRefusal("IDPCommunicationError", "...")`."""
+
+
+@dataclass(frozen=True)
+class S3Refusal:
+    """An error S3 would answer instead of doing the request (REST-XML error document)."""
+
+    code: str
+    """e.g. `ExpiredToken` (400), `AccessDenied` (403), `SlowDown` (503)."""
+    message: str
+    status: int = 403
+
+
+S3Guard = Callable[[str, str], S3Refusal | None]
+"""Called with (access key id, action) of each signed S3 request; None lets moto answer."""
 
 
 @dataclass(frozen=True)
@@ -92,14 +108,19 @@ class _Middleware:
         owner = self._owner
         if service == "sts" and action == WEB_IDENTITY:
             if owner.sts_latency:
-                time.sleep(owner.sts_latency)
+                owner._stopping.wait(owner.sts_latency)
             guard = owner.sts_guard
             refusal = guard(params) if guard else None
             if refusal is not None:
                 owner._record(service, action, params, refusal.status, arrived)
                 return _sts_error(refusal, start_response)
-        elif service == "s3" and owner.s3_latency:
-            time.sleep(owner.s3_latency)
+        elif service == "s3":
+            if owner.s3_latency:
+                owner._stopping.wait(owner.s3_latency)
+            refusal = owner._refuse_s3(_access_key_id(environ), action)
+            if refusal is not None:
+                owner._record(service, action, params, refusal.status, arrived)
+                return _s3_error(refusal, start_response)
         owner._record(service, action, params, None, arrived)
         return self._app(environ, start_response)
 
@@ -128,17 +149,43 @@ class _Middleware:
         return service, action, params
 
 
+def _access_key_id(environ: Mapping[str, Any]) -> str:
+    """The access key id of a SigV4 `Authorization` header (empty when unsigned)."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if "Credential=" not in authorization:
+        return ""
+    return authorization.split("Credential=", 1)[1].split("/", 1)[0]
+
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 500: "Internal Error"}
+_REASONS[503] = "Service Unavailable"
+
+
+def _s3_error(refusal: S3Refusal, start_response: Callable) -> list[bytes]:
+    """The REST-XML error document S3 sends; botocore turns it into a ClientError."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Error><Code>{escape(refusal.code)}</Code><Message>{escape(refusal.message)}</Message>"
+        f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
+    ).encode()
+    start_response(
+        f"{refusal.status} {_REASONS.get(refusal.status, 'Error')}",
+        [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
 def _sts_error(refusal: StsRefusal, start_response: Callable) -> list[bytes]:
     """The query-protocol error document STS sends; botocore turns it into a ClientError."""
+    kind = "Receiver" if refusal.status >= 500 else "Sender"
     body = (
         '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-        f"<Error><Type>Sender</Type><Code>{escape(refusal.code)}</Code>"
+        f"<Error><Type>{kind}</Type><Code>{escape(refusal.code)}</Code>"
         f"<Message>{escape(refusal.message)}</Message></Error>"
         f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
     ).encode()
-    reason = {400: "Bad Request", 403: "Forbidden"}.get(refusal.status, "Error")
     start_response(
-        f"{refusal.status} {reason}",
+        f"{refusal.status} {_REASONS.get(refusal.status, 'Error')}",
         [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
     )
     return [body]
@@ -156,6 +203,7 @@ class MotoServer(LoopbackService):
         sts_latency: float = 0.0,
         s3_latency: float = 0.0,
         sts_guard: StsGuard | None = None,
+        s3_guard: S3Guard | None = None,
         tls: TlsFiles | None = None,
     ) -> None:
         self.region = region
@@ -164,6 +212,7 @@ class MotoServer(LoopbackService):
         self.s3_latency = s3_latency
         """Seconds added to each S3 request."""
         self.sts_guard = sts_guard
+        self.s3_guard = s3_guard
         self.tls = tls
         """HTTPS with this server certificate when set; admin clients then trust its CA."""
         self.port = free_port()
@@ -173,6 +222,45 @@ class MotoServer(LoopbackService):
         self._lock = threading.Lock()
         self._calls: list[AwsCall] = []
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._revoked: set[str] = set()
+        self._counted_since = 0.0
+        # Set on stop: ends injected waits, so a "hung" request does not outlive the server.
+        self._stopping = threading.Event()
+
+    # ---- faults --------------------------------------------------------------------------------
+
+    def revoke_sessions(self) -> None:
+        """What IAM's "Revoke active sessions" does to every session issued so far: an inline
+        policy AWSRevokeOlderSessions denies all actions when aws:TokenIssueTime is older than
+        now, so S3 answers those sessions AccessDenied (an explicit deny); new sessions work.
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_revoke-sessions.html
+        """
+        from moto.sts.models import sts_backends
+
+        keys = {
+            role.access_key_id
+            for account_id in list(sts_backends.keys())
+            for backend in sts_backends[account_id].values()
+            for role in backend.assumed_roles
+        }
+        with self._lock:
+            self._revoked |= keys
+
+    def restore_sessions(self) -> None:
+        with self._lock:
+            self._revoked.clear()
+
+    def _refuse_s3(self, access_key_id: str, action: str) -> S3Refusal | None:
+        with self._lock:
+            revoked = access_key_id in self._revoked
+        if revoked:
+            return S3Refusal(
+                "AccessDenied",
+                f"User: {access_key_id} is not authorized to perform this action with an explicit "
+                "deny in an identity-based policy",
+            )
+        guard = self.s3_guard
+        return guard(access_key_id, action) if guard else None
 
     # ---- counting ------------------------------------------------------------------------------
 
@@ -186,6 +274,8 @@ class MotoServer(LoopbackService):
     ) -> None:
         safe = {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
         with self._lock:
+            if at < self._counted_since:
+                return  # arrived before reset_counts (e.g. held by injected latency): not counted
             self._calls.append(AwsCall(service, action, safe, status, at))
             self._counts[(service, action)] += 1
 
@@ -211,6 +301,7 @@ class MotoServer(LoopbackService):
         with self._lock:
             self._calls.clear()
             self._counts.clear()
+            self._counted_since = time.monotonic()
 
     def issued_secrets(self) -> list[str]:
         """Secret keys and session tokens moto has handed out (for leak checks only).
@@ -277,6 +368,14 @@ class MotoServer(LoopbackService):
         self._post("/moto-api/reset", b"")
 
     # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> MotoServer:
+        self._stopping.clear()
+        return super().start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        super().stop()
 
     def _make_server(self) -> BaseWSGIServer:
         # moto's own app behind the middleware, and a handler that does not print each request.

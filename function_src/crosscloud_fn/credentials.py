@@ -11,15 +11,31 @@ lazily on first use and again only when the credentials come within 15 minutes o
 unsigned: the Entra token is the only proof. No AWS key exists anywhere, and the botocore
 sessions here are given no other credential source, so an AWS key that somehow appeared in the
 environment could never be picked up instead.
+
+Every call is bounded (`Settings.limits`): explicit connect/read timeouts and at most two
+attempts per call for the identity endpoint, STS and S3 (the SDK defaults wait up to 300 s per
+read at the identity endpoint, with retries). Outages of the identity endpoint and STS raise
+`dependencies.Unavailable` and start a short cooldown; refusals pass through unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import botocore.session
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    ServiceRequestError,
+    ServiceResponseError,
+    ServiceResponseTimeoutError,
+)
 from azure.identity import ManagedIdentityCredential
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -29,31 +45,161 @@ from botocore.credentials import (
     CredentialResolver,
     DeferredRefreshableCredentials,
 )
+from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
-from crosscloud_fn.aws_services import S3, STS
-from crosscloud_fn.settings import Settings
+from crosscloud_fn import aws_services
+from crosscloud_fn.dependencies import IDENTITY, STS, Cooldown, Unavailable, waiting_on
+from crosscloud_fn.settings import Limits, Settings
 
 # >= 3600: botocore refreshes 15 minutes before expiry, so 900 s would refresh on every call.
 SESSION_DURATION_SECONDS = 3600
 CREDENTIAL_METHOD = "crosscloud-web-identity"
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
+# Credentials fetched by `WebIdentityCredentials._exchange`, for botocore's refresh step.
+_handoff = threading.local()
+log = logging.getLogger("crosscloud")
+
+# STS answers that mean "down or busy, ask again later", not "no": throttling, its own failures,
+# and IDPCommunicationError (STS could not reach the issuer's keys; botocore's _retry.json
+# retries it). https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html
+STS_OUTAGE_CODES = frozenset(
+    {
+        "IDPCommunicationError",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
+# S3 errors that mean the session credentials were rejected, not the request: fetch new ones
+# once and retry once. AccessDenied is in the list because revoking a role's sessions (IAM
+# "Revoke active sessions") attaches a Deny on aws:TokenIssueTime, and S3 then answers
+# AccessDenied to the old session: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_revoke-sessions.html
+# It is refreshed for at most once per set of credentials (see `retry_rejected`).
+REJECTED_SESSION_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "InvalidToken",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "RequestTimeTooSkewed",
+    }
+)
+DENIED_CODES = frozenset({"AccessDenied", "403"})
+# How App Service relays a failed token request (msal puts "statusCode, message" in the error).
+_RELAYED_STATUS = re.compile(r"\)\s*(5\d\d|429)\s*,")
 
 
-def managed_identity_credential(settings: Settings) -> ManagedIdentityCredential:
-    """The app's identity, chosen by the app setting (never DefaultAzureCredential's guesswork)."""
+def _mi_outage(exc: Exception, limits: Limits) -> Unavailable | None:
+    """The outage behind a failed token request, or None for a refusal (4xx, AADSTS...)."""
+    if isinstance(exc, ServiceResponseTimeoutError):
+        reason = f"no answer within {limits.call_timeout:g} s"
+    elif isinstance(exc, ServiceRequestError):
+        reason = "could not connect"
+    elif isinstance(exc, ServiceResponseError):
+        reason = "the connection broke"
+    elif isinstance(exc, ClientAuthenticationError):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        relayed = _RELAYED_STATUS.search(str(exc.message))
+        if status is not None and (status >= 500 or status == 429):
+            reason = f"HTTP {status}"
+        elif relayed:
+            reason = f"HTTP {relayed[1]}"
+        else:
+            return None
+    elif isinstance(exc, ValueError):
+        reason = "the answer was not a token response"  # e.g. an HTML error page from a proxy
+    else:
+        return None
+    return Unavailable(IDENTITY, reason, f"{type(exc).__name__}: {exc}", limits.outage_cooldown)
+
+
+class IdentityCredential:
+    """`ManagedIdentityCredential` with outages told apart from refusals, and a cooldown.
+
+    While a token for a scope is known to be valid the call goes straight to the credential (MSAL
+    answers it from its cache); only scopes that need the endpoint are failed fast in a cooldown.
+    """
+
+    def __init__(self, inner: ManagedIdentityCredential, limits: Limits) -> None:
+        self.inner = inner
+        self.limits = limits
+        self.cooldown = Cooldown(IDENTITY, limits.outage_cooldown)
+        self._valid_until: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._call(scopes, lambda: self.inner.get_token(*scopes, **kwargs))
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        return self._call(scopes, lambda: self.inner.get_token_info(*scopes, options=options))
+
+    def _call(self, scopes: tuple[str, ...], fetch: Callable[[], T]) -> T:
+        with self._lock:
+            cached = self._valid_until.get(scopes, 0) > time.time() + 300
+        if not cached:
+            self.cooldown.check()
+        with waiting_on(IDENTITY):
+            try:
+                token = fetch()
+            except Exception as exc:
+                outage = _mi_outage(exc, self.limits)
+                if outage is None:
+                    raise
+                raise self.cooldown.record(outage) from exc
+        self.cooldown.clear()
+        with self._lock:
+            self._valid_until[scopes] = float(token.expires_on)
+        return token
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def managed_identity_credential(settings: Settings) -> IdentityCredential:
+    """The app's identity, chosen by the app setting (never DefaultAzureCredential's guesswork).
+
+    azure-identity passes these keywords to its azure-core pipeline: `RequestsTransport`
+    (connection_timeout, read_timeout; default 300 s each) and `RetryPolicy` (retry_total,
+    retry_backoff_*; default 10 retries, 3 on read errors), so a stuck endpoint costs at most two
+    attempts of `call_timeout` instead of minutes.
+    """
+    limits = settings.limits
+    bounds: dict[str, Any] = {
+        "connection_timeout": limits.connect_timeout,
+        "read_timeout": limits.call_timeout,
+        "retry_total": 1,
+        "retry_backoff_factor": 0.2,
+        "retry_backoff_max": 1,
+    }
     if settings.identity_client_id:
-        return ManagedIdentityCredential(client_id=settings.identity_client_id)
-    return ManagedIdentityCredential()
+        inner = ManagedIdentityCredential(client_id=settings.identity_client_id, **bounds)
+    else:
+        inner = ManagedIdentityCredential(**bounds)
+    return IdentityCredential(inner, limits)
 
 
 def aws_client_config(settings: Settings, **overrides: Any) -> Config:
-    """Explicit region (regional STS endpoint), bounded retries and timeouts for every client."""
+    """Explicit region (regional STS endpoint), bounded retries and timeouts for every client.
+
+    Two attempts in all (standard mode: exponential backoff with jitter, and a retry quota shared
+    by the client that stops retrying during a long outage). `total_max_attempts`, because
+    `max_attempts` in a Config counts retries: botocore adds one for the first attempt
+    (botocore/args.py), so the former `max_attempts: 3` sent STS four requests per exchange.
+    """
+    limits = settings.limits
     options: dict[str, Any] = {
         "region_name": settings.aws_region,
-        "retries": {"mode": "standard", "max_attempts": 3},
-        "connect_timeout": 5,
-        "read_timeout": 20,
-        "max_pool_connections": 10,
+        "retries": {"mode": "standard", "total_max_attempts": 2},
+        "connect_timeout": limits.connect_timeout,
+        "read_timeout": limits.call_timeout,
+        "max_pool_connections": 32,
         "user_agent_extra": "crosscloud-fn",
     }
     options.update(overrides)
@@ -93,21 +239,152 @@ class _StaticProvider(CredentialProvider):
         return self._credentials
 
 
+def _sts_outage(exc: Exception, limits: Limits) -> Unavailable | None:
+    """The outage behind a failed AssumeRoleWithWebIdentity, or None for a refusal."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code not in STS_OUTAGE_CODES and status < 500 and status != 429:
+            return None
+        reason = f"{code or 'HTTP'} ({status})"
+    elif isinstance(exc, ReadTimeoutError):
+        reason = f"no answer within {limits.call_timeout:g} s"
+    elif isinstance(exc, BotoConnectionError | HTTPClientError):
+        reason = "could not connect"
+    elif isinstance(exc, ResponseParserError):
+        reason = "the answer was not an STS response"  # e.g. an HTML 5xx page
+    else:
+        return None
+    return Unavailable(STS, reason, f"{type(exc).__name__}: {exc}", limits.outage_cooldown)
+
+
+class WebIdentityCredentials(DeferredRefreshableCredentials):
+    """botocore's deferred refreshable credentials, refreshed by `fresh()` outside botocore's
+    refresh lock, plus one forced refresh when S3 rejects them.
+
+    botocore refreshes inside `_refresh_lock` and makes every other thread in the mandatory
+    window wait on that lock without a timeout: one exchange stuck at a hung identity endpoint or
+    STS would stall every later request until it gives up. Here the exchange runs under our own
+    lock, which others wait on for `hedge` seconds only (then they exchange themselves); botocore's
+    lock is held just to install the result (`_protected_refresh` with the fetched data handed
+    over). botocore is pinned, like the fetcher this builds on.
+    """
+
+    def __init__(
+        self, fetch: Callable[[], dict[str, Any]], hedge: float, clock: Clock | None
+    ) -> None:
+        if clock is None:
+            super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD)
+        else:
+            super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD, time_fetcher=clock)
+        self._fetch = fetch
+        self._hedge = hedge
+        self._exchange_lock = threading.Lock()
+        self._denial_checked: str | None = None
+
+    def _fetched_or_fetch(self) -> dict[str, Any]:
+        # botocore's refresh step: use what `_exchange` fetched in this thread, if anything.
+        fetched = getattr(_handoff, "fetched", None)
+        return fetched if fetched is not None else self._fetch()
+
+    @contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Credentials valid for the block's S3 calls, exchanged first if a refresh is due."""
+        try:
+            if self.refresh_needed():
+                self._exchange(rejected=None)
+            yield
+        finally:
+            _handoff.fetched = None
+
+    def current_access_key(self) -> str | None:
+        """The access key now in use, without triggering a refresh (None before the first)."""
+        return self._access_key
+
+    def refresh_now(self, rejected_access_key: str) -> None:
+        """New credentials from STS, unless another thread already replaced the rejected ones."""
+        self._exchange(rejected=rejected_access_key or None, forced=True)
+
+    def _exchange(self, rejected: str | None, forced: bool = False) -> None:
+        # One exchange at a time normally; a slow one is not waited for longer than `hedge`.
+        held = self._exchange_lock.acquire(timeout=self._hedge)
+        try:
+            if forced:
+                if rejected is not None and self._access_key != rejected:
+                    return  # another thread has replaced them already
+            elif not self.refresh_needed():
+                return
+            mandatory = forced or self.refresh_needed(self._mandatory_refresh_timeout)
+            try:
+                fetched = self._fetch()
+            except Exception:
+                if mandatory:
+                    raise
+                # Advisory window (10-15 min before expiry): the current ones still work.
+                log.warning("early refresh of the AWS credentials failed", exc_info=True)
+                return
+            _handoff.fetched = fetched
+            with self._refresh_lock:
+                self._protected_refresh(is_mandatory=True)
+        finally:
+            if held:
+                self._exchange_lock.release()
+
+    def retry_rejected(self, call: Callable[[], T]) -> T:
+        """Run `call`; if S3 rejected the session (expired, revoked, unknown), refresh once and
+        run it once more. A second failure is marked `after_refresh` for its own hint.
+
+        AccessDenied triggers the refresh once per set of credentials only: after revocation the
+        new session is allowed, while a permission-policy denial stays denied, and then costs no
+        further STS call until the credentials are renewed anyway.
+        """
+        before = self.current_access_key()
+        try:
+            return call()
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            denied = code in DENIED_CODES
+            if code not in REJECTED_SESSION_CODES and not denied:
+                raise
+            # The key the call was signed with: the one before it, or the first one it fetched.
+            used = before or self.current_access_key()
+            if denied and used == self._denial_checked:
+                exc.after_refresh = True  # type: ignore[attr-defined]  # already fresh
+                raise
+            if not denied:
+                self.refresh_now(used or "")
+            else:
+                # A speculative refresh: if it fails, the denial is still the answer to give.
+                try:
+                    self.refresh_now(used or "")
+                except Exception:
+                    log.warning("refresh after S3 AccessDenied failed", exc_info=True)
+                    self._denial_checked = used
+                    raise exc from None
+                self._denial_checked = self.current_access_key()
+        try:
+            return call()
+        except ClientError as exc:
+            exc.after_refresh = True  # type: ignore[attr-defined]
+            raise
+
+
 def web_identity_credentials(
-    credential: ManagedIdentityCredential, settings: Settings, *, clock: Clock | None = None
-) -> DeferredRefreshableCredentials:
+    credential: IdentityCredential, settings: Settings, *, clock: Clock | None = None
+) -> WebIdentityCredentials:
     """Self-refreshing AWS credentials for the role, obtained with the identity's Entra token.
 
     `clock` replaces botocore's notion of "now" for the refresh decision (tests move it forward
     instead of sleeping); production leaves it None.
     """
+    limits = settings.limits
     sts = isolated_botocore_session().create_client(
-        STS, config=aws_client_config(settings, signature_version=UNSIGNED)
+        aws_services.STS, config=aws_client_config(settings, signature_version=UNSIGNED)
     )
 
     def sts_client(service_name: str, config: Config | None = None) -> Any:
         # The fetcher asks for an unsigned STS client each refresh; this one is built once.
-        if service_name != STS:
+        if service_name != aws_services.STS:
             raise ValueError(f"unexpected client {service_name!r} requested by the fetcher")
         return sts
 
@@ -125,14 +402,27 @@ def web_identity_credentials(
         },
         cache=_NeverCache(),
     )
-    if clock is None:
-        return DeferredRefreshableCredentials(fetcher.fetch_credentials, CREDENTIAL_METHOD)
-    return DeferredRefreshableCredentials(
-        fetcher.fetch_credentials, CREDENTIAL_METHOD, time_fetcher=clock
-    )
+    cooldown = Cooldown(STS, limits.outage_cooldown)
+
+    def fetch() -> dict[str, Any]:
+        # Fail fast while STS is known to be down: each request would otherwise send its own
+        # attempts to a service that is not answering.
+        cooldown.check()
+        with waiting_on(STS):
+            try:
+                fetched = fetcher.fetch_credentials()
+            except Exception as exc:
+                outage = _sts_outage(exc, limits)
+                if outage is None:
+                    raise
+                raise cooldown.record(outage) from exc
+        cooldown.clear()
+        return fetched
+
+    return WebIdentityCredentials(fetch, limits.hedge, clock)
 
 
-def s3_client(credentials: DeferredRefreshableCredentials, settings: Settings) -> Any:
+def s3_client(credentials: WebIdentityCredentials, settings: Settings) -> Any:
     """An S3 client that signs only with the web-identity credentials (refreshing as needed)."""
     session = isolated_botocore_session(_StaticProvider(credentials))
-    return session.create_client(S3, config=aws_client_config(settings))
+    return session.create_client(aws_services.S3, config=aws_client_config(settings))

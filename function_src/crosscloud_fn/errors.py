@@ -7,8 +7,12 @@ which role) instead of a stack trace. Messages pass through `redact` as a last l
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -17,13 +21,38 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 
+from crosscloud_fn.credentials import REJECTED_SESSION_CODES
+from crosscloud_fn.dependencies import BLOB, DESCRIPTIONS, IDENTITY, S3, STS, Unavailable
 from crosscloud_fn.names import BadName
 from crosscloud_fn.redaction import redact
 from crosscloud_fn.settings import Settings, SettingsError
 
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 WEB_IDENTITY_OPERATION = "AssumeRoleWithWebIdentity"
+log = logging.getLogger("crosscloud")
+# Where the managed identity endpoint may live; never named to a caller.
+_IDENTITY_ENDPOINT_VARIABLES = ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT")
+_IMDS = "169.254.169.254"
+# A host:port as requests/urllib3 spell it in connection errors.
+_HOST_PORT = re.compile(r"host='[^']*',\s*port=\d+")
+_S3_OUTAGE_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
+)
+_BLOB_OUTAGE_CODES = frozenset({"ServerBusy", "InternalError", "OperationTimedOut"})
+
+
+def _without_internal_addresses(text: str) -> str:
+    """`text` with the identity endpoint's URL and host:port (and any requests-style
+    host/port pair) replaced: a caller must not learn the platform's internal addresses."""
+    for variable in _IDENTITY_ENDPOINT_VARIABLES:
+        endpoint = os.environ.get(variable, "")
+        netloc = urlsplit(endpoint).netloc if "://" in endpoint else ""
+        for secret in (endpoint, netloc):
+            if secret:
+                text = text.replace(secret, "[identity endpoint]")
+    return _HOST_PORT.sub("[address]", text.replace(_IMDS, "[identity endpoint]"))
 
 
 class CrossCloudError(Exception):
@@ -33,7 +62,7 @@ class CrossCloudError(Exception):
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
-        self.message = redact(message)
+        self.message = _without_internal_addresses(redact(message))
         self.hint = hint
 
     def body(self) -> dict[str, Any]:
@@ -91,9 +120,50 @@ def internal() -> CrossCloudError:
     )
 
 
+def unavailable(exc: Unavailable, settings: Settings) -> CrossCloudError:
+    """503 for an outage: what was unavailable and why, never the underlying error text."""
+    log.warning("%s unavailable (%s): %s", exc.dependency, exc.reason, exc.detail)
+    where = {
+        IDENTITY: "the managed identity endpoint",
+        STS: f"AWS STS in {settings.aws_region}",
+        S3: f"Amazon S3 (bucket {settings.s3_bucket})",
+        BLOB: f"Azure Blob Storage ({settings.blob_account_url})",
+    }[exc.dependency]
+    return CrossCloudError(
+        503,
+        f"{exc.dependency}_unavailable",
+        f"{DESCRIPTIONS[exc.dependency]} is unavailable: {exc.reason}.",
+        f"{where} is down, throttling or slow; this is not a permission problem. Retry later "
+        f"(in about {max(exc.retry_after, 1):.0f} s); the function's log has the details.",
+    )
+
+
+def timeout(
+    budget: float, waiting: list[str | None], also: list[CrossCloudError]
+) -> CrossCloudError:
+    """504: the request's time budget ran out while waiting on `waiting` (None: not started)."""
+    slow = [DESCRIPTIONS[d] for d in dict.fromkeys(w for w in waiting if w)]
+    if slow:
+        what = f"still waiting for {' and '.join(slow)}"
+        hint = (
+            f"{' and '.join(slow)} answered too slowly; it is likely degraded. Retry later; "
+            "if it persists, check that service's health and this app's outbound network."
+        )
+    else:
+        what = "the work was still queued behind other requests' calls"
+        hint = "The function is saturated by slow calls; retry later."
+    message = f"No answer within the request's time budget of {budget:g} s: {what}."
+    for other in also[:1]:
+        message += f" Also {other.code}: {other.message}"
+    log.warning("request budget of %g s exceeded: %s", budget, what)
+    return CrossCloudError(504, "timeout", message, hint)
+
+
 def _identity_error(
     exc: ClientAuthenticationError, settings: Settings, purpose: str
 ) -> CrossCloudError:
+    if isinstance(exc, Unavailable):
+        return unavailable(exc, settings)
     text = str(exc.message if hasattr(exc, "message") else exc)
     who = (
         f"the user-assigned identity {settings.identity_client_id}"
@@ -119,7 +189,7 @@ def _identity_error(
         )
     return CrossCloudError(
         502,
-        "identity_unavailable",
+        "identity_refused",
         f"The managed identity could not get a token for {purpose}: {text}",
         f"Check that {who} is enabled on this app"
         + (
@@ -153,7 +223,7 @@ def from_aws(
     if isinstance(exc, CrossCloudError):
         return exc
     if isinstance(exc, ClientAuthenticationError):
-        # The token loader behind botocore's refresh failed: Entra did not give a token.
+        # The token loader behind botocore's refresh failed (or an outage wrapper gave up).
         return _identity_error(exc, settings, f"AWS ({settings.audience})")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -168,6 +238,10 @@ def from_aws(
                 f"AWS STS: {code}: {message}",
                 _sts_hint(settings, _safe(claims)),
             )
+        if code in _S3_OUTAGE_CODES or (status or 0) >= 500 or status == 429:
+            return unavailable(
+                Unavailable(S3, f"{code or 'HTTP'} ({status})", f"{code}: {message}", 1), settings
+            )
         if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
             return not_found("AWS", f"s3://{settings.s3_bucket}", name or "")
         if code == "NoSuchBucket":
@@ -177,6 +251,21 @@ def from_aws(
                 f"AWS S3: bucket {settings.s3_bucket} does not exist.",
                 "CROSSCLOUD_S3_BUCKET must name the bucket the Pulumi program created.",
             )
+        refreshed = getattr(exc, "after_refresh", False)
+        if refreshed and code in REJECTED_SESSION_CODES:
+            return CrossCloudError(
+                502,
+                "aws_credentials_rejected",
+                f"AWS S3: {code}: {message} (also with credentials fetched from STS just now)",
+                "S3 rejects the role's session even when it is brand new: "
+                + (
+                    "this host's clock is more than 15 minutes off AWS's time."
+                    if code == "RequestTimeTooSkewed"
+                    else "check that AWS_ENDPOINT_URL (if set) points S3 and STS at the same "
+                    "partition, and that the STS regional endpoint for "
+                    f"{settings.aws_region} is active in the account (IAM > Account settings)."
+                ),
+            )
         if code in ("AccessDenied", "403", "AllAccessDisabled") or status == 403:
             return CrossCloudError(
                 502,
@@ -185,7 +274,13 @@ def from_aws(
                 f"The role {settings.aws_role_arn} was assumed but its permission policy does not "
                 f"allow this: it needs s3:ListBucket on arn:aws:s3:::{settings.s3_bucket} and "
                 f"s3:GetObject on arn:aws:s3:::{settings.s3_bucket}/* (without s3:ListBucket, S3 "
-                "answers 403 instead of 404 for a missing key).",
+                "answers 403 instead of 404 for a missing key)"
+                + (
+                    ". Fresh credentials from STS were denied too, so this is not a revoked "
+                    "session."
+                    if refreshed
+                    else "."
+                ),
             )
         return CrossCloudError(
             502, "aws_error", f"AWS: {code}: {message}", "AWS refused the request; see the code."
@@ -197,17 +292,14 @@ def from_aws(
             "AWS: no credentials were obtained from STS.",
             _sts_hint(settings, _safe(claims)),
         )
-    if isinstance(exc, BotoCoreError):
-        return CrossCloudError(
-            502,
-            "aws_unreachable",
-            f"AWS: {type(exc).__name__}: {exc}",
-            f"Could not reach AWS in {settings.aws_region}: check outbound network access "
-            "(and AWS_ENDPOINT_URL / AWS_CA_BUNDLE if they are set).",
-        )
+    if isinstance(exc, BotoCoreError | ResponseParserError):
+        # Network errors of STS are turned into Unavailable(sts) where it is called: this is S3.
+        reason = "no answer in time" if "timeout" in type(exc).__name__.lower() else "no connection"
+        return unavailable(Unavailable(S3, reason, f"{type(exc).__name__}: {exc}", 1), settings)
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        # Raised by the identity endpoint's transport inside the token loader.
-        return _identity_error(ClientAuthenticationError(message=str(exc)), settings, "AWS")
+        return unavailable(
+            Unavailable(IDENTITY, "no answer", f"{type(exc).__name__}: {exc}", 1), settings
+        )
     raise exc
 
 
@@ -224,6 +316,11 @@ def from_azure(exc: Exception, settings: Settings, name: str | None) -> CrossClo
         code = str(getattr(raw_code, "value", raw_code) or "")
         summary = (exc.message or "").splitlines()[0] if exc.message else code
         where = f"{settings.blob_account_url}/{settings.blob_container}"
+        if code in _BLOB_OUTAGE_CODES or (status or 0) >= 500 or status == 429:
+            return unavailable(
+                Unavailable(BLOB, f"{code or 'HTTP'} ({status})", f"{code}: {summary}", 1),
+                settings,
+            )
         if code == "BlobNotFound" or (status == 404 and code not in ("ContainerNotFound",)):
             return not_found("Azure", f"container {settings.blob_container}", name or "")
         if code == "ContainerNotFound":
@@ -257,13 +354,8 @@ def from_azure(exc: Exception, settings: Settings, name: str | None) -> CrossClo
             "Azure Storage refused the request; see the code.",
         )
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        return CrossCloudError(
-            502,
-            "azure_unreachable",
-            f"Azure: {type(exc).__name__}: {exc}",
-            "Could not reach Azure Storage or the identity endpoint: check "
-            "CROSSCLOUD_BLOB_ACCOUNT_URL and outbound network access.",
-        )
+        reason = "no answer in time" if "Timeout" in type(exc).__name__ else "no connection"
+        return unavailable(Unavailable(BLOB, reason, f"{type(exc).__name__}: {exc}", 1), settings)
     raise exc
 
 

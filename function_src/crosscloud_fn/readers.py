@@ -2,35 +2,60 @@
 
 Both use synchronous SDK clients (their requests-based transports honour REQUESTS_CA_BUNDLE and
 AWS_CA_BUNDLE; the `.aio` clients do not); the service runs them side by side on a thread pool.
+
+Sizes are known before the bytes are fetched: the Blob client's first GET is at most
+`FIRST_GET_BYTES` (azure-storage-blob's `max_single_get_size`, 32 MiB by default, is the size of
+the first ranged GET that `download_blob` reads into memory), and S3 is asked for a range no
+larger than the limit. A too-large object therefore costs a few KiB, not its size.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from itertools import islice
+import re
 from typing import Any
 
 from azure.storage.blob import ContainerClient
+from botocore.exceptions import ClientError
 
 from crosscloud_fn import errors
 
 MAX_OBJECT_BYTES = 1024 * 1024
-"""Largest object /api/read returns (it answers with the content as text)."""
+"""Largest object /api/read returns."""
+FIRST_GET_BYTES = 64 * 1024
+"""The Blob client's first (ranged) GET: objects up to this size cost one request, and a refused
+object costs no more than this in memory."""
 MAX_LISTED = 1000
-"""Names returned per store by /api/list (one page in both services)."""
+"""Names returned per store by /api/list (one page in both services); `truncated` says when
+there are more."""
+# Not text: control characters (Unicode category Cc: C0, DEL, C1 incl. U+0085) other than tab,
+# LF and CR, and the bidi overrides/isolates that make text display other than it reads
+# (U+202A-U+202E, U+2066-U+2069; CVE-2021-42574 "Trojan Source").
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def describe(name: str, data: bytes) -> dict[str, Any]:
-    """`{"name", "size", "sha256", "text"}`; text is None when the bytes are not UTF-8."""
+    """`{"name", "size", "sha256", "text", "base64"}`: exactly one of text and base64 is set.
+
+    `text` only for printable UTF-8 whose JSON form is no larger than base64 would be (a file of
+    quotes or backslashes doubles when escaped), so an answer is at most ~1.34x the object.
+    """
+    text: str | None
     try:
-        text: str | None = data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    if text is not None:
+        escaped = len(data) + text.count('"') + text.count("\\")
+        if _NOT_TEXT.search(text) or escaped > 4 * ((len(data) + 2) // 3):
+            text = None
     return {
         "name": name,
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "text": text,
+        "base64": None if text is not None else base64.b64encode(data).decode("ascii"),
     }
 
 
@@ -42,11 +67,15 @@ class BlobReader:
     def container_name(self) -> str:
         return self.container.container_name
 
-    def list_names(self) -> list[str]:
-        return list(islice(self.container.list_blob_names(results_per_page=MAX_LISTED), MAX_LISTED))
+    def list_names(self) -> tuple[list[str], bool]:
+        """Up to MAX_LISTED names, and whether there are more (a continuation token)."""
+        pages = self.container.list_blob_names(results_per_page=MAX_LISTED).by_page()
+        names = list(next(pages, []))[:MAX_LISTED]
+        return names, bool(pages.continuation_token)
 
     def read(self, name: str) -> dict[str, Any]:
-        # One ranged GET for small blobs; the size is known before the rest is downloaded.
+        # The first GET is a range of FIRST_GET_BYTES (set on the client as max_single_get_size);
+        # its Content-Range gives the blob's size before anything else is downloaded.
         downloader = self.container.download_blob(name, max_concurrency=1)
         if downloader.size > MAX_OBJECT_BYTES:
             raise errors.too_large("Azure", name, downloader.size, MAX_OBJECT_BYTES)
@@ -61,19 +90,44 @@ class S3Reader:
         self.bucket = bucket
         self.prefix = prefix
 
-    def list_keys(self) -> list[str]:
+    def list_keys(self) -> tuple[list[str], bool]:
+        """Up to MAX_LISTED keys (without the prefix), and whether S3 has more (IsTruncated)."""
         answer = self.client.list_objects_v2(
             Bucket=self.bucket, Prefix=self.prefix, MaxKeys=MAX_LISTED
         )
-        return [item["Key"].removeprefix(self.prefix) for item in answer.get("Contents", [])]
+        keys = [item["Key"].removeprefix(self.prefix) for item in answer.get("Contents", [])]
+        return keys, bool(answer.get("IsTruncated"))
 
     def read(self, name: str) -> dict[str, Any]:
-        answer = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}{name}")
+        key = f"{self.prefix}{name}"
+        try:
+            # At most MAX_OBJECT_BYTES + 1 bytes are sent; Content-Range carries the full size.
+            answer = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes=0-{MAX_OBJECT_BYTES}"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+                raise
+            # S3 answers 416 to a range request on an empty object (RFC 9110 15.5.17: no range
+            # overlaps zero bytes; AWS's behaviour per minio/minio#17713); ask without a range.
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
         body = answer["Body"]
         try:
-            size = int(answer.get("ContentLength", 0))
+            size = _total_size(answer)
             if size > MAX_OBJECT_BYTES:
                 raise errors.too_large("AWS", name, size, MAX_OBJECT_BYTES)
-            return describe(name, body.read())
+            data = body.read(MAX_OBJECT_BYTES + 1)
+            if len(data) > MAX_OBJECT_BYTES:  # the headers understated the size
+                raise errors.too_large("AWS", name, len(data), MAX_OBJECT_BYTES)
+            return describe(name, data)
         finally:
             body.close()
+
+
+def _total_size(answer: dict[str, Any]) -> int:
+    """The object's size: after the slash of `Content-Range: bytes 0-N/SIZE`, else the length."""
+    content_range = str(answer.get("ContentRange") or "")
+    total = content_range.rpartition("/")[2]
+    if total.isdigit():
+        return int(total)
+    return int(answer.get("ContentLength", 0))

@@ -4,6 +4,12 @@ A Functions worker process serves many invocations; building the credential and 
 per request would throw away the token cache and the STS credentials each time (the seed paid a
 token request and an STS call on every request). `current()` builds one `CrossCloud` lazily from
 the app settings and keeps it.
+
+Each request has one time budget (`Limits.budget`, well under functionTimeout): its work runs on
+a shared pool and the request stops waiting when the budget is spent, answering 504 with the
+dependency still being waited for. Abandoned work that has not started is cancelled; work that
+has started ends by itself within the per-call timeouts, and the pool grows (up to
+`MAX_WORKERS`) rather than make later requests queue behind it.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ClientAuthenticationError
@@ -25,10 +32,14 @@ from crosscloud_fn.credentials import (
     s3_client,
     web_identity_credentials,
 )
-from crosscloud_fn.readers import BlobReader, S3Reader
+from crosscloud_fn.dependencies import BLOB, S3, Activity, waiting_on
+from crosscloud_fn.readers import FIRST_GET_BYTES, MAX_OBJECT_BYTES, BlobReader, S3Reader
 from crosscloud_fn.settings import Settings
 
 WHOAMI_CLAIMS = ("aud", "iss", "sub", "oid", "appid", "roles", "exp")
+MAX_WORKERS = 32
+"""Threads are started on demand up to this many: each request holds one or two while it runs,
+and calls abandoned at a budget's end hold theirs until their own timeouts end them."""
 T = TypeVar("T")
 
 
@@ -39,12 +50,14 @@ def jwt_claims(token: str) -> dict[str, Any]:
 
 
 class BlobRetry(ExponentialRetry):
-    """Storage's retry, minus retrying a refused token request, with backoffs sized for a
-    function (the SDK's default starts at 15 s). Token acquisition runs inside the storage retry
-    loop, so without this an unassigned or missing identity costs ~40 s before answering."""
+    """Storage's retry, minus retrying a failed token request, with two attempts and backoffs
+    sized for a function (the SDK's default: 3 retries starting at 15 s). Token acquisition runs
+    inside the storage retry loop, so without this an unassigned or missing identity costs ~40 s
+    before answering, and an identity outage (already retried by the credential, then reported
+    as `dependencies.Unavailable`) would be retried again here."""
 
     def __init__(self) -> None:
-        super().__init__(initial_backoff=1, increment_base=2, retry_total=2, random_jitter_range=1)
+        super().__init__(initial_backoff=1, increment_base=2, retry_total=1, random_jitter_range=1)
 
     def increment(
         self, settings: dict[str, Any], request: Any, response: Any = None, error: Any = None
@@ -57,8 +70,11 @@ class BlobRetry(ExponentialRetry):
 class CrossCloud:
     """The per-process state: one identity credential, one Blob and one S3 client, a pool."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, workers: int = 8) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, workers: int = MAX_WORKERS
+    ) -> None:
         self.settings = settings
+        limits = settings.limits
         self.credential = telemetry.ObservedIdentity(managed_identity_credential(settings))
         self.aws_credentials = web_identity_credentials(self.credential, settings, clock=clock)
         self.blob = BlobReader(
@@ -66,16 +82,18 @@ class CrossCloud:
                 account_url=settings.blob_account_url,
                 container_name=settings.blob_container,
                 credential=self.credential,
-                connection_timeout=5,
-                read_timeout=20,
+                connection_timeout=limits.connect_timeout,
+                read_timeout=limits.call_timeout,
                 retry_policy=BlobRetry(),
+                # The first GET of download_blob (default 32 MiB, read into memory) is what
+                # tells the size: keep it small so a too-large blob costs almost nothing.
+                max_single_get_size=FIRST_GET_BYTES,
+                max_chunk_get_size=MAX_OBJECT_BYTES,
             )
         )
         self.s3 = S3Reader(
             s3_client(self.aws_credentials, settings), settings.s3_bucket, settings.s3_key_prefix
         )
-        # Small and shared by concurrent invocations: each request holds two workers (one per
-        # cloud) for the length of one store round trip.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crosscloud")
 
     # ---- identity ------------------------------------------------------------------------------
@@ -95,19 +113,31 @@ class CrossCloud:
     # ---- routes --------------------------------------------------------------------------------
 
     def list_all(self) -> dict[str, Any]:
-        blobs, keys = self._both(self.blob.list_names, self.s3.list_keys, name=None)
+        def aws() -> tuple[tuple[list[str], bool], dict[str, Any]]:
+            return self._s3(self.s3.list_keys), self.identity()
+
+        results = self._gather(azure=lambda: self._blob(self.blob.list_names), aws=aws, name=None)
+        (blobs, blobs_truncated), ((keys, keys_truncated), identity) = results
         return {
-            "identity": self._on_aws(self.identity, name=None),
-            "azure": {"container": self.settings.blob_container, "blobs": blobs},
-            "aws": {"bucket": self.settings.s3_bucket, "keys": keys},
+            "identity": identity,
+            "azure": {
+                "container": self.settings.blob_container,
+                "blobs": blobs,
+                "truncated": blobs_truncated,
+            },
+            "aws": {"bucket": self.settings.s3_bucket, "keys": keys, "truncated": keys_truncated},
         }
 
     def read(self, name: str) -> dict[str, Any]:
-        azure, aws = self._both(lambda: self.blob.read(name), lambda: self.s3.read(name), name=name)
+        azure, aws = self._gather(
+            azure=lambda: self._blob(lambda: self.blob.read(name)),
+            aws=lambda: self._s3(lambda: self.s3.read(name)),
+            name=name,
+        )
         return {"azure": azure, "aws": aws}
 
     def whoami(self) -> dict[str, Any]:
-        claims = self._on_aws(self.federation_claims, name=None)
+        (claims,) = self._gather(aws=self.federation_claims, name=None)
         return {claim: claims.get(claim) for claim in WHOAMI_CLAIMS}
 
     # ---- plumbing ------------------------------------------------------------------------------
@@ -116,23 +146,33 @@ class CrossCloud:
         # After an STS refusal the token is in the credential's cache: no new Entra request.
         return self.federation_claims()
 
-    def _on_aws(self, work: Callable[[], T], name: str | None) -> T:
-        try:
+    def _blob(self, work: Callable[[], T]) -> T:
+        with waiting_on(BLOB):
             return work()
-        except Exception as exc:
-            raise errors.from_aws(exc, self.settings, self._claims_for_hint, name) from None
 
-    def _both(
-        self, azure: Callable[[], Any], aws: Callable[[], Any], name: str | None
-    ) -> tuple[Any, Any]:
-        """Run both reads at once (the request costs max(azure, aws), not the sum)."""
-        futures: tuple[Future, Future] = (
-            self._pool.submit(telemetry.timed("azure", azure)),
-            self._pool.submit(telemetry.timed("aws", aws)),
-        )
+    def _s3(self, work: Callable[[], T]) -> T:
+        with waiting_on(S3), self.aws_credentials.fresh():
+            return self.aws_credentials.retry_rejected(work)
+
+    def _gather(self, name: str | None, **work: Callable[[], Any]) -> tuple[Any, ...]:
+        """Run each cloud's work at once (a request costs the slowest, not the sum) within the
+        request's budget; raise the most telling failure, or 504 naming what was still awaited."""
+        budget = self.settings.limits.budget
+        deadline = time.monotonic() + budget
+        activities = {cloud: Activity() for cloud in work}
+        futures: dict[str, Future] = {
+            cloud: self._pool.submit(activities[cloud].run, telemetry.timed(cloud, task))
+            for cloud, task in work.items()
+        }
+        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
         failures: list[errors.CrossCloudError] = []
         results: list[Any] = []
-        for cloud, future in zip(("azure", "aws"), futures, strict=True):
+        waiting: list[str | None] = []
+        for cloud, future in futures.items():
+            if not future.done():
+                future.cancel()  # not started yet: it never will be; started: it ends by itself
+                waiting.append(activities[cloud].waiting_on())
+                continue
             exc = future.exception()
             if exc is None:
                 results.append(future.result())
@@ -140,8 +180,10 @@ class CrossCloud:
                 failures.append(errors.from_azure(exc, self.settings, name))
             else:
                 failures.append(errors.from_aws(exc, self.settings, self._claims_for_hint, name))
+        if waiting:
+            raise errors.timeout(budget, waiting, failures)
         if not failures:
-            return results[0], results[1]
+            return tuple(results)
         # A refusal (5xx) says more than a missing object in the other cloud; on a tie the
         # first (Azure) leads and the other is still named, so one answer shows both causes.
         first = max(failures, key=lambda e: (e.status >= 500, e.status == 413))
@@ -151,7 +193,8 @@ class CrossCloud:
         raise first
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        # Calls still running end within their own timeouts; nobody waits for them.
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.blob.container.close()
         self.s3.client.close()
         self.credential.close()

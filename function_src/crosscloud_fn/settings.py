@@ -24,6 +24,12 @@ BLOB_CONTAINER = "CROSSCLOUD_BLOB_CONTAINER"
 S3_KEY_PREFIX = "CROSSCLOUD_S3_KEY_PREFIX"
 # Set by App Service on every app; only used to make the STS session name meaningful in CloudTrail.
 SITE_NAME = "WEBSITE_SITE_NAME"
+# Optional time limits (seconds). The defaults suit production; tests set small values.
+REQUEST_BUDGET = "CROSSCLOUD_REQUEST_BUDGET_SECONDS"
+CALL_TIMEOUT = "CROSSCLOUD_CALL_TIMEOUT_SECONDS"
+OUTAGE_COOLDOWN = "CROSSCLOUD_OUTAGE_COOLDOWN_SECONDS"
+# host.json's functionTimeout: past it the host cuts the invocation off with a bare 500.
+FUNCTION_TIMEOUT_SECONDS = 60
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -58,6 +64,56 @@ def role_session_name(site_name: str | None, user_assigned: bool) -> str:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How long one request may take and how long each dependency call may wait (seconds)."""
+
+    budget: float = 25.0
+    """Time from a request's start to its answer; past it the answer is a JSON 504 naming the
+    dependency still being waited for. Well under functionTimeout (60 s), where the host would
+    answer a bare 500 instead."""
+    call_timeout: float = 5.0
+    """Read timeout of one attempt at one dependency call (identity endpoint, STS, S3, Blob).
+    Every client makes at most two attempts, so a stuck call frees its worker (and any lock it
+    holds, e.g. botocore's credential refresh lock) well within the budget."""
+    outage_cooldown: float = 2.0
+    """After the identity endpoint or STS failed with an outage (5xx, throttling, timeout), how
+    long further requests fail fast with `*_unavailable` instead of calling it again."""
+
+    @property
+    def hedge(self) -> float:
+        """How long a request waits for another request's credential exchange before making its
+        own: an exchange takes well under a second, and a stuck one must not hold up others."""
+        return min(1.0, self.budget / 5)
+
+    @property
+    def connect_timeout(self) -> float:
+        """Connecting is quick or never: a shorter wait than for an answer."""
+        return min(3.0, self.call_timeout)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        def seconds(name: str, default: float, upper: float) -> float:
+            raw = (env.get(name) or "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SettingsError(name, f"{raw!r} is not a number of seconds") from None
+            if not 0 < value <= upper:
+                raise SettingsError(name, f"must be more than 0 and at most {upper:g} seconds")
+            return value
+
+        # Leave the host time to send the 504 before functionTimeout.
+        budget = seconds(REQUEST_BUDGET, cls.budget, FUNCTION_TIMEOUT_SECONDS - 10)
+        call_timeout = seconds(
+            CALL_TIMEOUT, min(cls.call_timeout, budget), FUNCTION_TIMEOUT_SECONDS - 10
+        )
+        cooldown = seconds(OUTAGE_COOLDOWN, cls.outage_cooldown, 300)
+        return cls(budget=budget, call_timeout=call_timeout, outage_cooldown=cooldown)
+
+
+@dataclass(frozen=True)
 class Settings:
     identity_client_id: str | None
     """Client id of the user-assigned identity; None means the system-assigned one."""
@@ -71,6 +127,8 @@ class Settings:
     role_session_name: str
     s3_key_prefix: str = ""
     """Names map to keys under this prefix (empty: the whole bucket)."""
+    limits: Limits = Limits()
+    """Time budget per request and timeouts per dependency call."""
 
     @property
     def user_assigned(self) -> bool:
@@ -121,4 +179,5 @@ class Settings:
             blob_container=matching(BLOB_CONTAINER, _CONTAINER, "a blob container name"),
             role_session_name=role_session_name(env.get(SITE_NAME), client_id is not None),
             s3_key_prefix=(env.get(S3_KEY_PREFIX) or "").strip(),
+            limits=Limits.from_env(env),
         )

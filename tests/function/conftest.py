@@ -146,6 +146,10 @@ class World:
         self.guard.restore()
         self.entra.token_lifetime = DEFAULT_TOKEN_LIFETIME
         self.entra.latency = self.aws.sts_latency = self.aws.s3_latency = self.gate.latency = 0.0
+        self.entra.outage_status = None
+        self.aws.sts_guard = self.guard
+        self.aws.s3_guard = None
+        self.aws.restore_sessions()
         self.gate.readers.clear()
         self.gate.readers.update(self.members)
         for principal in self.members:

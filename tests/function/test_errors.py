@@ -66,7 +66,8 @@ def test_unknown_audience_names_the_setting(make_function: MakeFunction, world: 
 
 def test_identity_not_attached_to_the_app(make_function: MakeFunction, world: World) -> None:
     fn = make_function(CROSSCLOUD_IDENTITY_CLIENT_ID="00000000-0000-4000-8000-000000000000")
-    error = assert_error(fn.call("list"), 502, "identity_unavailable")
+    # App Service refuses (400): a refusal with a precise hint, not an outage.
+    error = assert_error(fn.call("list"), 502, "identity_refused")
     assert "CROSSCLOUD_IDENTITY_CLIENT_ID" in error["hint"]
     # Asked once per audience: a refused token request is not retried by the storage pipeline.
     assert world.entra.requests_for(STORAGE_RESOURCE) == 1

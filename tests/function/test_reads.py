@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 
@@ -32,6 +33,7 @@ def expected_object(name: str, data: bytes) -> dict[str, object]:
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "text": text,
+        "base64": None if text is not None else base64.b64encode(data).decode(),
     }
 
 
@@ -58,8 +60,12 @@ def test_list_names_both_stores_and_the_identity(
             "client_id": me.client_id,
             "principal_id": me.principal_id,
         },
-        "azure": {"container": CONTAINER, "blobs": sorted([*SAMPLES, ONLY_IN_AZURE])},
-        "aws": {"bucket": BUCKET, "keys": sorted(SAMPLES)},
+        "azure": {
+            "container": CONTAINER,
+            "blobs": sorted([*SAMPLES, ONLY_IN_AZURE]),
+            "truncated": False,
+        },
+        "aws": {"bucket": BUCKET, "keys": sorted(SAMPLES), "truncated": False},
     }
     # Seen at the fakes: every token was this identity's, and Blob saw this principal.
     assert {r.principal_id for r in world.entra.request_log()} == {me.principal_id}

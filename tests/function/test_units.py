@@ -91,6 +91,31 @@ def test_role_session_name_from_any_site_name_is_valid() -> None:
     assert len(name) <= 64 and name.endswith("-uami")
 
 
+def test_time_limits_default_well_under_function_timeout() -> None:
+    limits = Settings.from_env(GOOD).limits
+    assert limits.budget == 25 and limits.call_timeout == 5
+    # Two attempts of one call end before the budget, so a stuck call frees its worker (and any
+    # lock it holds) while later requests still have time left.
+    assert 2 * (limits.connect_timeout + limits.call_timeout) < limits.budget
+    small = Settings.from_env({**GOOD, "CROSSCLOUD_REQUEST_BUDGET_SECONDS": "2"}).limits
+    assert small.budget == 2 and small.call_timeout == 2  # never longer than the budget by default
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("CROSSCLOUD_REQUEST_BUDGET_SECONDS", "55"),  # past functionTimeout (60 s) minus 10
+        ("CROSSCLOUD_REQUEST_BUDGET_SECONDS", "0"),
+        ("CROSSCLOUD_CALL_TIMEOUT_SECONDS", "soon"),
+        ("CROSSCLOUD_OUTAGE_COOLDOWN_SECONDS", "-1"),
+    ],
+)
+def test_bad_time_limits_name_the_setting(setting: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**GOOD, setting: value})
+    assert raised.value.setting == setting
+
+
 def test_key_prefix_setting_is_optional() -> None:
     assert Settings.from_env(GOOD).s3_key_prefix == ""
     prefixed = Settings.from_env({**GOOD, "CROSSCLOUD_S3_KEY_PREFIX": "reports/"})
@@ -108,5 +133,5 @@ def test_s3_names_live_under_the_key_prefix(world) -> None:
     s3.put_object(Bucket="prefixed-bucket", Key="reports/q1.txt", Body=b"q1")
     s3.put_object(Bucket="prefixed-bucket", Key="private/secret.txt", Body=b"no")
     reader = S3Reader(s3, "prefixed-bucket", "reports/")
-    assert reader.list_keys() == ["q1.txt"]
+    assert reader.list_keys() == (["q1.txt"], False)
     assert reader.read("q1.txt")["text"] == "q1"

@@ -165,7 +165,8 @@ def test_the_package_holds_exactly_the_aws_services_the_code_names(
 
 def _client_services(tree: ast.Module, constants: dict[str, str]) -> list[str | None]:
     """The service argument of every `.client(...)` / `.create_client(...)` call, resolved
-    through the aws_services constants (None: something this scan cannot resolve)."""
+    through the aws_services constants, imported by name or used as `aws_services.NAME` (None:
+    something this scan cannot resolve)."""
     found: list[str | None] = []
     for node in ast.walk(tree):
         if (
@@ -181,6 +182,12 @@ def _client_services(tree: ast.Module, constants: dict[str, str]) -> list[str | 
                 found.append(argument.value)
             elif isinstance(argument, ast.Name):
                 found.append(constants.get(argument.id))
+            elif (
+                isinstance(argument, ast.Attribute)
+                and isinstance(argument.value, ast.Name)
+                and argument.value.id == "aws_services"
+            ):
+                found.append(constants.get(argument.attr))
             else:
                 found.append(None)
     return found
