@@ -123,7 +123,10 @@ class S3AccessLogs(pulumi.ComponentResource):
             target_prefix=LOG_PREFIX,
             # Keys by account/region/bucket/date: easy to query with Athena partitions.
             target_object_key_format={"partitioned_prefix": {"partition_date_source": "EventTime"}},
-            expected_bucket_owner=args.account_id,
+            # No expected_bucket_owner: the provider deprecated it on every bucket configuration
+            # resource (always the caller's own account, so redundant; every preview would warn,
+            # and the next major removes it): hashicorp/terraform-provider-aws#46262, #46292.
+            # Both buckets are created by this stack with the same provider.
             # Deliveries fail until the policy admits the logging service.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*hardened.settings, lifecycle]),
         )
