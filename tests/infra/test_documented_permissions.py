@@ -123,3 +123,19 @@ def test_the_rbac_row_names_every_role_the_program_assigns(any_run: ProgramRun):
     }
     assert AzureRole.MONITORING_METRICS_PUBLISHER in assigned  # the probe sees issue 12's grants
     assert sorted(ROLE_NAMES[role] for role in assigned if ROLE_NAMES[role] not in row) == []
+
+
+def test_the_adopting_guides_rbac_condition_admits_every_role_the_program_assigns(
+    any_run: ProgramRun,
+):
+    # docs/adopting.md constrains the deploy identity's RBAC administrator with an ABAC condition
+    # on the role definition GUIDs; ARM refuses (AuthorizationFailed) an assignment of any other
+    # role, half-way through `pulumi up`.
+    guide = (README.parent / "docs" / "adopting.md").read_text()
+    (roles,) = re.findall(r'^ROLES="([^"]*)"$', guide, flags=re.MULTILINE)
+    allowed = {guid.strip() for guid in roles.split(",")}
+    assigned = {
+        r.inputs["roleDefinitionId"].rsplit("/", 1)[-1]
+        for r in any_run.of_type("azure-native:authorization:RoleAssignment")
+    }
+    assert sorted(assigned - allowed) == []
