@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from components.azure_roles import AzureRole
-from localcloud.mocked_program import ProgramRun
+from localcloud.mocked_program import TENANT_ID, ProgramRun, run_program
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -139,3 +139,24 @@ def test_the_adopting_guides_rbac_condition_admits_every_role_the_program_assign
         for r in any_run.of_type("azure-native:authorization:RoleAssignment")
     }
     assert sorted(assigned - allowed) == []
+
+
+def test_the_preview_role_may_read_an_existing_provider():
+    # With crosscloud:awsOidcProviderArn the program reads the provider while it runs, in a plain
+    # preview too (components/oidc_provider.py, existing_provider_arn): without
+    # iam:GetOpenIDConnectProvider the CI preview role fails every pull request.
+    tenant = TENANT_ID
+    arn = f"arn:aws:iam::123456789012:oidc-provider/sts.windows.net/{tenant}/"
+    run = run_program(
+        {"awsOidcProviderArn": arn},
+        oidc_providers={
+            arn: {
+                "url": f"sts.windows.net/{tenant}/",
+                "clientIdLists": [f"api://{tenant}/AWS-Federation-App"],
+            }
+        },
+    )
+    assert "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider" in run.invokes
+    guide = (README.parent / "docs" / "adopting.md").read_text()
+    (preview,) = [p for p in guide.split("\n- ") if p.startswith("**preview**")]
+    assert "`iam:GetOpenIDConnectProvider`" in preview
