@@ -123,9 +123,21 @@ class S3AccessLogs(pulumi.ComponentResource):
             target_prefix=LOG_PREFIX,
             # Keys by account/region/bucket/date: easy to query with Athena partitions.
             target_object_key_format={"partitioned_prefix": {"partition_date_source": "EventTime"}},
-            expected_bucket_owner=args.account_id,
+            # No expected_bucket_owner: the provider deprecated it on every bucket configuration
+            # resource (always the caller's own account, so redundant; every preview would warn,
+            # and the next major removes it): hashicorp/terraform-provider-aws#46262, #46292.
+            # Both buckets are created by this stack with the same provider.
             # Deliveries fail until the policy admits the logging service.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*hardened.settings, lifecycle]),
+            # Delete before replace: the bucket has one logging configuration, and deleting this
+            # resource clears it (PutBucketLogging with an empty status). Replaced the default
+            # way (create, then delete the old one), a same-bucket replacement - e.g. a ForceNew
+            # input such as expected_bucket_owner dropped, as above (terraform-provider-aws
+            # bucket_logging.go) - would leave logging off while the state says on.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*hardened.settings, lifecycle],
+                delete_before_replace=True,
+            ),
         )
         self.log_bucket_name = bucket.bucket
         self.register_outputs({"log_bucket_name": self.log_bucket_name})

@@ -68,6 +68,8 @@ class Registered:
     ignore_changes: list[str] = field(default_factory=list)
     """Property paths the engine was told to ignore (`ResourceOptions.ignore_changes`), as
     they reach the engine: translated to the provider's camelCase names."""
+    delete_before_replace: bool = False
+    """`ResourceOptions.delete_before_replace`: a replacement deletes the old resource first."""
 
 
 @dataclass
@@ -359,6 +361,7 @@ class _RecordingMonitor(MockMonitor):
                     dependencies=list(request.dependencies),
                     state=dict(registration.state),
                     ignore_changes=list(request.ignoreChanges),
+                    delete_before_replace=request.deleteBeforeReplace,
                 )
             )
         return response

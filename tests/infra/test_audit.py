@@ -96,7 +96,8 @@ def test_data_bucket_logs_into_a_distinct_hardened_bucket(any_run):
     (logging,) = any_run.of_type("aws:s3/bucketLogging:BucketLogging")
     assert logging.inputs["bucket"] == data
     assert logging.inputs["targetBucket"] == target
-    assert logging.inputs["expectedBucketOwner"] == AWS_ACCOUNT_ID
+    # Its delete clears the bucket's only logging configuration: a replacement must delete first.
+    assert logging.delete_before_replace is True
 
     block = bucket_inputs(any_run, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", target)
     assert all(

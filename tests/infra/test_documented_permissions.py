@@ -1,0 +1,162 @@
+"""README "What the deploying identity needs" grants what a real `pulumi up` (and destroy) asks.
+
+Mocks need no permission; AWS and ARM refuse whatever the deployer lacks, half-way through an
+update. Each resource type the program creates is mapped to the IAM actions its provider calls
+(terraform-provider-aws, internal/service/s3 and internal/service/iam: create, read, update of
+tags, delete), and every Azure role it assigns must be among the roles the README tells teams to
+allow the deployer to assign. A type missing from the table below fails the test on purpose:
+document its permissions, then add it here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from components.azure_roles import AzureRole
+from localcloud.mocked_program import TENANT_ID, ProgramRun, run_program
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+AWS_ACTIONS: dict[str, tuple[str, ...]] = {
+    "aws:s3/bucket:Bucket": (
+        "s3:CreateBucket",
+        "s3:DeleteBucket",
+        "s3:ListBucket",  # HeadBucket
+        "s3:Get*",  # a read of aws_s3_bucket asks for every bucket setting
+        "s3:PutBucketTagging",  # the provider's default tags
+    ),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ("s3:PutBucketPublicAccessBlock",),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ("s3:PutBucketOwnershipControls",),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "s3:PutEncryptionConfiguration",
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": ("s3:PutBucketVersioning",),
+    "aws:s3/bucketPolicy:BucketPolicy": ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy"),
+    # PutBucketLifecycleConfiguration / DeleteBucketLifecycle are authorized as this action.
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (
+        "s3:PutLifecycleConfiguration",
+    ),
+    "aws:s3/bucketLogging:BucketLogging": ("s3:PutBucketLogging",),
+    # object.go: PutObject with the default tags (x-amz-tagging needs s3:PutObjectTagging), a
+    # read lists the object's tags, and a delete in a versioned bucket (version_id set) goes
+    # through deleteAllObjectVersions: ListObjectVersions + DeleteObject with a VersionId.
+    "aws:s3/bucketObjectv2:BucketObjectv2": (
+        "s3:PutObject",
+        "s3:PutObjectTagging",
+        "s3:GetObject",
+        "s3:GetObjectTagging",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:ListBucketVersions",
+    ),
+    # openid_connect_provider.go; tag updates untag removed keys (UntagOpenIDConnectProvider).
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": (
+        "iam:CreateOpenIDConnectProvider",
+        "iam:GetOpenIDConnectProvider",
+        "iam:DeleteOpenIDConnectProvider",
+        "iam:TagOpenIDConnectProvider",
+        "iam:UntagOpenIDConnectProvider",
+        "iam:AddClientIDToOpenIDConnectProvider",
+        "iam:RemoveClientIDFromOpenIDConnectProvider",
+    ),
+    "aws:iam/role:Role": (
+        "iam:CreateRole",
+        "iam:GetRole",
+        "iam:UpdateRole",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:DeleteRole",
+        "iam:TagRole",
+        "iam:UntagRole",
+        "iam:ListRolePolicies",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListInstanceProfilesForRole",
+    ),
+    "aws:iam/rolePolicy:RolePolicy": (
+        "iam:PutRolePolicy",
+        "iam:GetRolePolicy",
+        "iam:DeleteRolePolicy",
+    ),
+}
+
+# Display names of the built-in roles (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+ROLE_NAMES = {
+    AzureRole.STORAGE_BLOB_DATA_READER: "Storage Blob Data Reader",
+    AzureRole.STORAGE_BLOB_DATA_CONTRIBUTOR: "Storage Blob Data Contributor",
+    AzureRole.STORAGE_BLOB_DATA_OWNER: "Storage Blob Data Owner",
+    AzureRole.MONITORING_METRICS_PUBLISHER: "Monitoring Metrics Publisher",
+}
+
+
+def readme_row(starts_with: str) -> str:
+    (row,) = [line for line in README.read_text().splitlines() if line.startswith(starts_with)]
+    return row
+
+
+def documented_actions(row: str) -> set[str]:
+    return set(re.findall(r"`((?:iam|s3|sts):[A-Za-z*]+)`", row))
+
+
+def test_the_aws_row_lists_every_action_the_program_needs(any_run: ProgramRun):
+    documented = documented_actions(readme_row("| AWS account |"))
+    types = {r.type for r in any_run.resources if r.custom and r.type.startswith("aws:")}
+    undocumented = sorted(t for t in types if t not in AWS_ACTIONS)
+    assert undocumented == [], "document the permissions of these types, then add them above"
+    missing = {t: sorted(set(AWS_ACTIONS[t]) - documented) for t in types}
+    assert {t: m for t, m in missing.items() if m} == {}
+
+
+def test_every_tag_action_has_its_untag_action():
+    # Removing a key from crosscloud:tags untags it; without Untag* that update fails.
+    for row in (readme_row("| AWS account |"), readme_row("| | each listed account's")):
+        actions = documented_actions(row)
+        for action in actions:
+            if action.startswith("iam:Tag"):
+                assert action.replace("iam:Tag", "iam:Untag") in actions, action
+
+
+def test_the_rbac_row_names_every_role_the_program_assigns(any_run: ProgramRun):
+    row = readme_row("| same scope | **Role Based Access Control Administrator**")
+    assigned = {
+        AzureRole(r.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
+        for r in any_run.of_type("azure-native:authorization:RoleAssignment")
+    }
+    assert AzureRole.MONITORING_METRICS_PUBLISHER in assigned  # the probe sees issue 12's grants
+    assert sorted(ROLE_NAMES[role] for role in assigned if ROLE_NAMES[role] not in row) == []
+
+
+def test_the_adopting_guides_rbac_condition_admits_every_role_the_program_assigns(
+    any_run: ProgramRun,
+):
+    # docs/adopting.md constrains the deploy identity's RBAC administrator with an ABAC condition
+    # on the role definition GUIDs; ARM refuses (AuthorizationFailed) an assignment of any other
+    # role, half-way through `pulumi up`.
+    guide = (README.parent / "docs" / "adopting.md").read_text()
+    (roles,) = re.findall(r'^ROLES="([^"]*)"$', guide, flags=re.MULTILINE)
+    allowed = {guid.strip() for guid in roles.split(",")}
+    assigned = {
+        r.inputs["roleDefinitionId"].rsplit("/", 1)[-1]
+        for r in any_run.of_type("azure-native:authorization:RoleAssignment")
+    }
+    assert sorted(assigned - allowed) == []
+
+
+def test_the_preview_role_may_read_an_existing_provider():
+    # With crosscloud:awsOidcProviderArn the program reads the provider while it runs, in a plain
+    # preview too (components/oidc_provider.py, existing_provider_arn): without
+    # iam:GetOpenIDConnectProvider the CI preview role fails every pull request.
+    tenant = TENANT_ID
+    arn = f"arn:aws:iam::123456789012:oidc-provider/sts.windows.net/{tenant}/"
+    run = run_program(
+        {"awsOidcProviderArn": arn},
+        oidc_providers={
+            arn: {
+                "url": f"sts.windows.net/{tenant}/",
+                "clientIdLists": [f"api://{tenant}/AWS-Federation-App"],
+            }
+        },
+    )
+    assert "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider" in run.invokes
+    guide = (README.parent / "docs" / "adopting.md").read_text()
+    (preview,) = [p for p in guide.split("\n- ") if p.startswith("**preview**")]
+    assert "`iam:GetOpenIDConnectProvider`" in preview
