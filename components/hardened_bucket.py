@@ -68,12 +68,9 @@ def hardened_bucket(
     encryption = aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption",
         bucket=bucket.id,
-        rules=[
-            {
-                "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
-                "bucket_key_enabled": True,
-            }
-        ],
+        # No bucket key: S3 Bucket Keys only reduce calls to KMS, which SSE-S3 never makes
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html).
+        rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
         opts=child,
     )
     versioning = aws.s3.BucketVersioning(
