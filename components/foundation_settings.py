@@ -15,13 +15,13 @@ from typing import Any
 
 from components.settings import (
     _AWS_REGION,
-    _DISPLAY_NAME,
     _GUID,
     AUDIENCE_TENANT,
     AudienceChoice,
     SettingsError,
     _audience,
     _audience_choice,
+    _display_name,
     _key,
     _matches,
     _Parser,
@@ -117,11 +117,7 @@ def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
         app_display_name=parser.string(
             "appDisplayName",
             defaults.app_display_name,
-            _matches(
-                _DISPLAY_NAME,
-                "1-120 characters of letters, digits, spaces, '.', '_' and '-', "
-                "starting with a letter or digit",
-            ),
+            _display_name,
         ),
         aws_region=parser.string(
             "awsRegion",

@@ -181,6 +181,14 @@ def _matches(pattern: re.Pattern[str], rule: str) -> Callable[[str], str | None]
     return lambda value: None if pattern.fullmatch(value) else rule
 
 
+def _display_name(value: str) -> str | None:
+    return _matches(
+        _DISPLAY_NAME,
+        "1-120 characters of letters, digits, spaces, '.', '_' and '-', "
+        "starting with a letter or digit",
+    )(value)
+
+
 def _audience(value: str) -> str | None:
     if value in (AUDIENCE_TENANT, AUDIENCE_APP_ID):
         return None
@@ -402,11 +410,7 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         app_display_name=parser.string(
             "appDisplayName",
             defaults.app_display_name,
-            _matches(
-                _DISPLAY_NAME,
-                "1-120 characters of letters, digits, spaces, '.', '_' and '-', "
-                "starting with a letter or digit",
-            ),
+            _display_name,
         ),
         aws_role_name=parser.string(
             "awsRoleName",
