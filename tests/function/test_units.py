@@ -135,3 +135,24 @@ def test_s3_names_live_under_the_key_prefix(world) -> None:
     reader = S3Reader(s3, "prefixed-bucket", "reports/")
     assert reader.list_keys() == (["q1.txt"], False)
     assert reader.read("q1.txt")["text"] == "q1"
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "reports",  # no trailing slash: `reports-confidential/...` would be read too
+        "/reports/",
+        "reports//q1/",
+        "reports/../",
+        "./reports/",
+        "reports\u202e/",
+        "reports\n/",
+        "a" * 600 + "/",
+    ],
+)
+def test_a_key_prefix_that_is_not_a_plain_folder_is_refused(prefix: str) -> None:
+    """The infrastructure only ever sets a folder (components/settings.py `_key_prefix`): a
+    prefix without its slash makes every name a key *starting with* it, outside the folder."""
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**GOOD, "CROSSCLOUD_S3_KEY_PREFIX": prefix})
+    assert raised.value.setting == "CROSSCLOUD_S3_KEY_PREFIX"
