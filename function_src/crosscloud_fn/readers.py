@@ -39,7 +39,8 @@ def describe(name: str, data: bytes) -> dict[str, Any]:
     """`{"name", "size", "sha256", "text", "base64"}`: exactly one of text and base64 is set.
 
     `text` only for printable UTF-8 whose JSON form is no larger than base64 would be (a file of
-    quotes or backslashes doubles when escaped), so an answer is at most ~1.34x the object.
+    quotes, backslashes or newlines doubles when escaped), so an answer is at most ~1.34x the
+    object.
     """
     text: str | None
     try:
@@ -47,7 +48,9 @@ def describe(name: str, data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         text = None
     if text is not None:
-        escaped = len(data) + text.count('"') + text.count("\\")
+        # JSON spells `"`, `\\`, tab, CR and LF as two characters each (the other controls
+        # are not text at all, above); everything else is written as its UTF-8 bytes.
+        escaped = len(data) + sum(text.count(c) for c in '"\\\t\r\n')
         if _NOT_TEXT.search(text) or escaped > 4 * ((len(data) + 2) // 3):
             text = None
     return {

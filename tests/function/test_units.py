@@ -156,3 +156,29 @@ def test_a_key_prefix_that_is_not_a_plain_folder_is_refused(prefix: str) -> None
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({**GOOD, "CROSSCLOUD_S3_KEY_PREFIX": prefix})
     assert raised.value.setting == "CROSSCLOUD_S3_KEY_PREFIX"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\n" * 300_000, b"\t\r\n" * 100_000, b'\\"\n' * 100_000],
+    ids=["newlines", "tabs-crlf", "mixed"],
+)
+def test_answers_stay_bounded_for_text_that_grows_when_escaped(data: bytes) -> None:
+    """JSON writes tab, CR and LF as two characters each: 1 MiB of newlines as text would be a
+    2 MiB answer, past the ~1.4x bound (DESIGN.md section 4)."""
+    import json
+
+    from crosscloud_fn.readers import describe
+
+    described = describe("x.txt", data)
+    answer = json.dumps(described, ensure_ascii=False).encode()
+    assert len(answer) <= 1.4 * len(data) + 200
+    assert described["text"] is None and described["base64"] is not None
+
+
+def test_utf8_text_with_emoji_and_scripts_stays_text() -> None:
+    from crosscloud_fn.readers import describe
+
+    text = "Grüße 😀👩‍👩‍👧 日本語 עברית\tend\n" * 100
+    described = describe("x.txt", text.encode())
+    assert described["text"] == text and described["base64"] is None
