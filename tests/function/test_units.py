@@ -182,3 +182,15 @@ def test_utf8_text_with_emoji_and_scripts_stays_text() -> None:
     text = "Grüße 😀👩‍👩‍👧 日本語 עברית\tend\n" * 100
     described = describe("x.txt", text.encode())
     assert described["text"] == text and described["base64"] is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "/", "a//b", "reports//q1.txt", "a\u2028b", "a\u2029b"],
+    ids=["leading-slash", "slash", "empty-segment", "empty-segment-2", "U+2028", "U+2029"],
+)
+def test_names_with_empty_segments_or_line_separators_are_refused(name: str) -> None:
+    """A leading '/' or '//' names an empty segment, which the two stores treat differently
+    (and under a key prefix reads `prefix//...`); U+2028/2029 end a line in log viewers."""
+    with pytest.raises(BadName):
+        validate_name(name)
