@@ -80,6 +80,9 @@ _EXCLUDED_DIR_NAMES = frozenset({"__pycache__", "tests", ".venv", "venv", ".pyth
 _EXCLUDED_FILE_NAMES = frozenset({"local.settings.json"})
 _BYTECODE_SUFFIXES = (".pyc", ".pyo")
 _PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
+PIP_TIMEOUT_SECONDS = 900.0
+"""Longest a pip install may take. pip bounds each network read (`--timeout`, 15 s, 5 retries)
+but not the whole install; a first build downloads ~25 MB of wheels, usually in well under 2 min."""
 
 
 class BuildError(RuntimeError):
@@ -308,7 +311,16 @@ def _install_dependencies(
         "--requirement",
         str(requirements),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    try:
+        result = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, check=False, timeout=PIP_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        # subprocess.run has killed pip by now; nothing half-installed is kept (a temp folder).
+        raise BuildError(
+            f"pip did not finish within {PIP_TIMEOUT_SECONDS:g} s installing {requirements} "
+            "(a package index or proxy that does not answer?)"
+        ) from None
     if result.returncode != 0:
         raise BuildError(
             f"pip could not install {requirements} for {platform or _machine()} / Python "
