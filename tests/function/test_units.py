@@ -194,3 +194,41 @@ def test_names_with_empty_segments_or_line_separators_are_refused(name: str) -> 
     (and under a key prefix reads `prefix//...`); U+2028/2029 end a line in log viewers."""
     with pytest.raises(BadName):
         validate_name(name)
+
+
+def test_a_botocore_without_the_private_refresh_api_still_refreshes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`WebIdentityCredentials` drives botocore's private `_refresh_lock`/`_protected_refresh`
+    (pinned botocore). A botocore that renamed them must fall back to its own refresh, not
+    fail every AWS call with an AttributeError."""
+    import datetime as dt
+
+    from botocore.credentials import RefreshableCredentials
+    from crosscloud_fn.credentials import WebIdentityCredentials
+
+    # This botocore exists as pinned: the check below is about a future one.
+    probe = WebIdentityCredentials(lambda: {}, hedge=1.0, clock=None)
+    assert probe.takes_over_refresh
+
+    renamed = RefreshableCredentials._protected_refresh
+
+    def refresh(self: RefreshableCredentials) -> None:  # botocore's, with the new name
+        if self.refresh_needed(self._advisory_refresh_timeout):
+            renamed(self, is_mandatory=True)
+
+    monkeypatch.delattr(RefreshableCredentials, "_protected_refresh")
+    monkeypatch.setattr(RefreshableCredentials, "_refresh", refresh)
+    expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    fetched = []
+
+    def fetch() -> dict[str, str]:
+        fetched.append(1)
+        return {"access_key": "AKIDNEW", "secret_key": "s", "token": "t", "expiry_time": expiry}
+
+    credentials = WebIdentityCredentials(fetch, hedge=1.0, clock=None)
+    assert not credentials.takes_over_refresh
+    with credentials.fresh():
+        assert credentials.get_frozen_credentials().access_key == "AKIDNEW"
+    credentials.refresh_now("AKIDNEW")  # cannot force one: a no-op, not an AttributeError
+    assert fetched == [1]
