@@ -103,6 +103,9 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
     """(zip name, file) for every file of `source_dir` that ships, sorted by zip name.
 
     Hidden files and folders (`.vscode`, `.funcignore`...) and the exclusions above are skipped.
+    A symbolic link among the rest is refused: following it would ship whatever it points at on
+    the building machine (a committed `notes.txt -> ~/.azure/...` would ship the deployer's
+    token cache).
     """
     found: list[tuple[str, Path]] = []
     for root, dir_names, file_names in os.walk(source_dir):
@@ -110,6 +113,8 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
         dir_names[:] = [
             d for d in dir_names if d not in _EXCLUDED_DIR_NAMES and not d.startswith(".")
         ]
+        for name in dir_names:
+            _refuse_link(Path(root, name), source_dir)
         for name in file_names:
             if (
                 name in _EXCLUDED_FILE_NAMES
@@ -118,8 +123,17 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
             ):
                 continue
             path = Path(root, name)
+            _refuse_link(path, source_dir)
             found.append((path.relative_to(source_dir).as_posix(), path))
     return sorted(found)
+
+
+def _refuse_link(path: Path, source_dir: Path) -> None:
+    if path.is_symlink():
+        raise BuildError(
+            f"{path.relative_to(source_dir)} in {source_dir} is a symbolic link; the package "
+            "ships only regular files of the app folder (copy the file in instead)"
+        )
 
 
 def local_target() -> tuple[str, str | None]:

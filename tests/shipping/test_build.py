@@ -309,3 +309,18 @@ def test_a_pip_that_hangs_is_stopped_and_named(
     monkeypatch.setattr(build, "PIP_TIMEOUT_SECONDS", 0.5, raising=False)
     with pytest.raises(BuildError, match=r"pip did not finish within 0\.5 s"):
         build_package(app, PYTHON, tmp_path / "cache")
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_symlink_in_the_app_is_refused_not_followed(app: Path, tmp_path: Path, kind: str) -> None:
+    """A link committed into function_src (`notes.txt -> ~/.azure/...`) would ship whatever it
+    points at on the machine that runs `pulumi up`: the deployer's token cache, for instance."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "msal_token_cache.json").write_text('{"AccessToken": "secret"}')
+    if kind == "file":
+        (app / "notes.txt").symlink_to(outside / "msal_token_cache.json")
+    else:
+        (app / "crosscloud_fn" / "linked").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(BuildError, match="symbolic link"):
+        build_package(app, PYTHON, tmp_path / "cache")
