@@ -113,3 +113,15 @@ def test_a_redirect_to_another_host_drops_the_token() -> None:
     assert [url for url, _ in recorder.seen] == [functions, "https://evil.example/steal"]
     assert tokens_sent_outside(recorder, ARM) == []
     assert recorder.seen[0][1] == f"Bearer {TOKEN}"
+
+
+def test_a_retry_after_that_is_not_a_finite_number_is_ignored() -> None:
+    """float() accepts "nan", and time.sleep(nan) raises: the poll loop would end in a bare
+    ValueError instead of polling again."""
+    from shipping.deployment_reads import retry_after
+
+    for value in ("nan", "NaN", "inf", "-inf", "soon", ""):
+        response = requests.Response()
+        response.headers["Retry-After"] = value
+        delay = retry_after(response, 1.0)
+        assert 1.0 <= delay <= 10.0, (value, delay)
