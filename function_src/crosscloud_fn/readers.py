@@ -20,6 +20,7 @@ from azure.storage.blob import ContainerClient
 from botocore.exceptions import ClientError
 
 from crosscloud_fn import errors
+from crosscloud_fn.names import MAX_NAME_LENGTH, BadName
 
 MAX_OBJECT_BYTES = 1024 * 1024
 """Largest object /api/read returns."""
@@ -103,6 +104,14 @@ class S3Reader:
 
     def read(self, name: str) -> dict[str, Any]:
         key = f"{self.prefix}{name}"
+        if len(key.encode("utf-8")) > MAX_NAME_LENGTH:
+            # S3's limit is on the whole key: the caller's name plus the configured prefix.
+            raise errors.bad_name(
+                BadName(
+                    f"name is longer than {MAX_NAME_LENGTH - len(self.prefix.encode())} bytes "
+                    "(S3 keys are at most 1024 bytes, including the key prefix)"
+                )
+            )
         try:
             # At most MAX_OBJECT_BYTES + 1 bytes are sent; Content-Range carries the full size.
             answer = self.client.get_object(

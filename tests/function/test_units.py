@@ -232,3 +232,20 @@ def test_a_botocore_without_the_private_refresh_api_still_refreshes(
         assert credentials.get_frozen_credentials().access_key == "AKIDNEW"
     credentials.refresh_now("AKIDNEW")  # cannot force one: a no-op, not an AttributeError
     assert fetched == [1]
+
+
+def test_a_name_too_long_for_s3_under_the_key_prefix_is_a_bad_name_not_a_refusal() -> None:
+    """S3 keys are at most 1024 bytes: a valid 1024-byte name under `reports/` would make S3
+    answer KeyTooLongError, reported as a 502 from AWS instead of the caller's own 400."""
+    from crosscloud_fn.errors import CrossCloudError
+    from crosscloud_fn.readers import S3Reader
+
+    class NoS3:
+        def get_object(self, **_kwargs: object) -> None:
+            raise AssertionError("S3 must not be asked for a key it cannot hold")
+
+    name = "n" * 1020
+    assert validate_name(name) == name
+    with pytest.raises(CrossCloudError) as raised:
+        S3Reader(NoS3(), "bucket", "reports/").read(name)
+    assert (raised.value.status, raised.value.code) == (400, "bad_name")
