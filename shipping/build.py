@@ -80,6 +80,9 @@ _EXCLUDED_DIR_NAMES = frozenset({"__pycache__", "tests", ".venv", "venv", ".pyth
 _EXCLUDED_FILE_NAMES = frozenset({"local.settings.json"})
 _BYTECODE_SUFFIXES = (".pyc", ".pyo")
 _PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
+PIP_TIMEOUT_SECONDS = 900.0
+"""Longest a pip install may take. pip bounds each network read (`--timeout`, 15 s, 5 retries)
+but not the whole install; a first build downloads ~25 MB of wheels, usually in well under 2 min."""
 
 
 class BuildError(RuntimeError):
@@ -100,6 +103,9 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
     """(zip name, file) for every file of `source_dir` that ships, sorted by zip name.
 
     Hidden files and folders (`.vscode`, `.funcignore`...) and the exclusions above are skipped.
+    A symbolic link among the rest is refused: following it would ship whatever it points at on
+    the building machine (a committed `notes.txt -> ~/.azure/...` would ship the deployer's
+    token cache).
     """
     found: list[tuple[str, Path]] = []
     for root, dir_names, file_names in os.walk(source_dir):
@@ -107,6 +113,8 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
         dir_names[:] = [
             d for d in dir_names if d not in _EXCLUDED_DIR_NAMES and not d.startswith(".")
         ]
+        for name in dir_names:
+            _refuse_link(Path(root, name), source_dir)
         for name in file_names:
             if (
                 name in _EXCLUDED_FILE_NAMES
@@ -115,8 +123,17 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
             ):
                 continue
             path = Path(root, name)
+            _refuse_link(path, source_dir)
             found.append((path.relative_to(source_dir).as_posix(), path))
     return sorted(found)
+
+
+def _refuse_link(path: Path, source_dir: Path) -> None:
+    if path.is_symlink():
+        raise BuildError(
+            f"{path.relative_to(source_dir)} in {source_dir} is a symbolic link; the package "
+            "ships only regular files of the app folder (copy the file in instead)"
+        )
 
 
 def local_target() -> tuple[str, str | None]:
@@ -308,7 +325,16 @@ def _install_dependencies(
         "--requirement",
         str(requirements),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    try:
+        result = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, check=False, timeout=PIP_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        # subprocess.run has killed pip by now; nothing half-installed is kept (a temp folder).
+        raise BuildError(
+            f"pip did not finish within {PIP_TIMEOUT_SECONDS:g} s installing {requirements} "
+            "(a package index or proxy that does not answer?)"
+        ) from None
     if result.returncode != 0:
         raise BuildError(
             f"pip could not install {requirements} for {platform or _machine()} / Python "

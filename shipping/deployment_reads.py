@@ -8,6 +8,7 @@ entries and pages, so a misbehaving endpoint cannot make a deployment hold unbou
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -135,6 +136,8 @@ def retry_after(response: requests.Response, default: float) -> float:
         seconds = float(response.headers.get("Retry-After", ""))
     except ValueError:
         return default
+    if not math.isfinite(seconds):
+        return default  # float() takes "nan", which time.sleep() refuses
     return min(max(seconds, default), _MAX_RETRY_AFTER)
 
 

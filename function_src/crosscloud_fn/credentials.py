@@ -281,6 +281,16 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
         self._hedge = hedge
         self._exchange_lock = threading.Lock()
         self._denial_checked: str | None = None
+        self.takes_over_refresh = _has_refresh_internals(self)
+        """False if this botocore lacks the private refresh state used here: botocore then
+        refreshes by itself (under its own lock) and rejected sessions are not refreshed early,
+        instead of every AWS call failing on an AttributeError."""
+        if not self.takes_over_refresh:
+            log.warning(
+                "botocore %s lacks the refresh internals crosscloud_fn uses (pinned: see "
+                "requirements.txt); falling back to botocore's own credential refresh",
+                botocore.__version__,
+            )
 
     def _fetched_or_fetch(self) -> dict[str, Any]:
         # botocore's refresh step: use what `_exchange` fetched in this thread, if anything.
@@ -291,7 +301,7 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
     def fresh(self) -> Iterator[None]:
         """Credentials valid for the block's S3 calls, exchanged first if a refresh is due."""
         try:
-            if self.refresh_needed():
+            if self.takes_over_refresh and self.refresh_needed():
                 self._exchange(rejected=None)
             yield
         finally:
@@ -299,10 +309,12 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
 
     def current_access_key(self) -> str | None:
         """The access key now in use, without triggering a refresh (None before the first)."""
-        return self._access_key
+        return getattr(self, "_access_key", None)
 
     def refresh_now(self, rejected_access_key: str) -> None:
         """New credentials from STS, unless another thread already replaced the rejected ones."""
+        if not self.takes_over_refresh:
+            return  # no public way to force botocore's refresh: the retry shows the outcome
         self._exchange(rejected=rejected_access_key or None, forced=True)
 
     def _exchange(self, rejected: str | None, forced: bool = False) -> None:
@@ -367,6 +379,19 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
         except ClientError as exc:
             exc.after_refresh = True  # type: ignore[attr-defined]
             raise
+
+
+def _has_refresh_internals(credentials: DeferredRefreshableCredentials) -> bool:
+    """Whether botocore's RefreshableCredentials still has the private state `_exchange` uses
+    (botocore 1.44.8, botocore/credentials.py: `_refresh_lock`, `_protected_refresh`,
+    `_mandatory_refresh_timeout`, `_access_key`)."""
+    lock = getattr(credentials, "_refresh_lock", None)
+    return (
+        callable(getattr(lock, "__enter__", None))
+        and callable(getattr(credentials, "_protected_refresh", None))
+        and isinstance(getattr(credentials, "_mandatory_refresh_timeout", None), int | float)
+        and hasattr(credentials, "_access_key")
+    )
 
 
 def web_identity_credentials(

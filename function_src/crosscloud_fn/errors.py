@@ -79,7 +79,7 @@ def bad_name(exc: BadName) -> CrossCloudError:
         "bad_name",
         str(exc),
         "Ask for a plain object name: 1-1024 bytes, no control characters, no backslash, "
-        "no '.' or '..' path segments.",
+        "no leading '/', no empty, '.' or '..' path segments.",
     )
 
 

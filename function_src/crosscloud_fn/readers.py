@@ -20,6 +20,7 @@ from azure.storage.blob import ContainerClient
 from botocore.exceptions import ClientError
 
 from crosscloud_fn import errors
+from crosscloud_fn.names import MAX_NAME_LENGTH, BadName
 
 MAX_OBJECT_BYTES = 1024 * 1024
 """Largest object /api/read returns."""
@@ -39,7 +40,8 @@ def describe(name: str, data: bytes) -> dict[str, Any]:
     """`{"name", "size", "sha256", "text", "base64"}`: exactly one of text and base64 is set.
 
     `text` only for printable UTF-8 whose JSON form is no larger than base64 would be (a file of
-    quotes or backslashes doubles when escaped), so an answer is at most ~1.34x the object.
+    quotes, backslashes or newlines doubles when escaped), so an answer is at most ~1.34x the
+    object.
     """
     text: str | None
     try:
@@ -47,7 +49,9 @@ def describe(name: str, data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         text = None
     if text is not None:
-        escaped = len(data) + text.count('"') + text.count("\\")
+        # JSON spells `"`, `\\`, tab, CR and LF as two characters each (the other controls
+        # are not text at all, above); everything else is written as its UTF-8 bytes.
+        escaped = len(data) + sum(text.count(c) for c in '"\\\t\r\n')
         if _NOT_TEXT.search(text) or escaped > 4 * ((len(data) + 2) // 3):
             text = None
     return {
@@ -100,6 +104,14 @@ class S3Reader:
 
     def read(self, name: str) -> dict[str, Any]:
         key = f"{self.prefix}{name}"
+        if len(key.encode("utf-8")) > MAX_NAME_LENGTH:
+            # S3's limit is on the whole key: the caller's name plus the configured prefix.
+            raise errors.bad_name(
+                BadName(
+                    f"name is longer than {MAX_NAME_LENGTH - len(self.prefix.encode())} bytes "
+                    "(S3 keys are at most 1024 bytes, including the key prefix)"
+                )
+            )
         try:
             # At most MAX_OBJECT_BYTES + 1 bytes are sent; Content-Range carries the full size.
             answer = self.client.get_object(

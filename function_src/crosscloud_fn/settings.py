@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,30 @@ class SettingsError(ValueError):
         super().__init__(f"{setting}: {problem}")
         self.setting = setting
         self.problem = problem
+
+
+def validate_key_prefix(value: str) -> str:
+    """Return `value` if it is "" or a plain folder: `a/b/`, as crosscloud:s3KeyPrefix allows.
+
+    The role's grant is `bucket/{prefix}*` and names are read as `{prefix}{name}`, so without
+    the trailing slash `reports` would reach `reports-confidential/...` (issue 10 item 6); the
+    other rules mirror components/settings.py `_key_prefix`, which sets this app setting.
+    """
+    if value == "":
+        return value
+    if not value.endswith("/"):
+        raise SettingsError(S3_KEY_PREFIX, f"{value!r} must be a folder ending with '/'")
+    if len(value.encode("utf-8")) > 512:
+        raise SettingsError(S3_KEY_PREFIX, "must be at most 512 bytes of UTF-8")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise SettingsError(S3_KEY_PREFIX, "must not contain control or format characters")
+    segments = value[:-1].split("/")
+    if any(s in ("", ".", "..") or s != s.strip() for s in segments):
+        raise SettingsError(
+            S3_KEY_PREFIX,
+            f"{value!r} must not start with '/' nor hold empty, '.', '..' or space-padded segments",
+        )
+    return value
 
 
 def validate_role_session_name(name: str) -> str:
@@ -178,6 +203,6 @@ class Settings:
             blob_account_url=account_url,
             blob_container=matching(BLOB_CONTAINER, _CONTAINER, "a blob container name"),
             role_session_name=role_session_name(env.get(SITE_NAME), client_id is not None),
-            s3_key_prefix=(env.get(S3_KEY_PREFIX) or "").strip(),
+            s3_key_prefix=validate_key_prefix(env.get(S3_KEY_PREFIX) or ""),
             limits=Limits.from_env(env),
         )

@@ -135,3 +135,117 @@ def test_s3_names_live_under_the_key_prefix(world) -> None:
     reader = S3Reader(s3, "prefixed-bucket", "reports/")
     assert reader.list_keys() == (["q1.txt"], False)
     assert reader.read("q1.txt")["text"] == "q1"
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "reports",  # no trailing slash: `reports-confidential/...` would be read too
+        "/reports/",
+        "reports//q1/",
+        "reports/../",
+        "./reports/",
+        "reports\u202e/",
+        "reports\n/",
+        "a" * 600 + "/",
+    ],
+)
+def test_a_key_prefix_that_is_not_a_plain_folder_is_refused(prefix: str) -> None:
+    """The infrastructure only ever sets a folder (components/settings.py `_key_prefix`): a
+    prefix without its slash makes every name a key *starting with* it, outside the folder."""
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**GOOD, "CROSSCLOUD_S3_KEY_PREFIX": prefix})
+    assert raised.value.setting == "CROSSCLOUD_S3_KEY_PREFIX"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\n" * 300_000, b"\t\r\n" * 100_000, b'\\"\n' * 100_000],
+    ids=["newlines", "tabs-crlf", "mixed"],
+)
+def test_answers_stay_bounded_for_text_that_grows_when_escaped(data: bytes) -> None:
+    """JSON writes tab, CR and LF as two characters each: 1 MiB of newlines as text would be a
+    2 MiB answer, past the ~1.4x bound (DESIGN.md section 4)."""
+    import json
+
+    from crosscloud_fn.readers import describe
+
+    described = describe("x.txt", data)
+    answer = json.dumps(described, ensure_ascii=False).encode()
+    assert len(answer) <= 1.4 * len(data) + 200
+    assert described["text"] is None and described["base64"] is not None
+
+
+def test_utf8_text_with_emoji_and_scripts_stays_text() -> None:
+    from crosscloud_fn.readers import describe
+
+    text = "Grüße 😀👩‍👩‍👧 日本語 עברית\tend\n" * 100
+    described = describe("x.txt", text.encode())
+    assert described["text"] == text and described["base64"] is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "/", "a//b", "reports//q1.txt", "a\u2028b", "a\u2029b"],
+    ids=["leading-slash", "slash", "empty-segment", "empty-segment-2", "U+2028", "U+2029"],
+)
+def test_names_with_empty_segments_or_line_separators_are_refused(name: str) -> None:
+    """A leading '/' or '//' names an empty segment, which the two stores treat differently
+    (and under a key prefix reads `prefix//...`); U+2028/2029 end a line in log viewers."""
+    with pytest.raises(BadName):
+        validate_name(name)
+
+
+def test_a_botocore_without_the_private_refresh_api_still_refreshes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`WebIdentityCredentials` drives botocore's private `_refresh_lock`/`_protected_refresh`
+    (pinned botocore). A botocore that renamed them must fall back to its own refresh, not
+    fail every AWS call with an AttributeError."""
+    import datetime as dt
+
+    from botocore.credentials import RefreshableCredentials
+    from crosscloud_fn.credentials import WebIdentityCredentials
+
+    # This botocore exists as pinned: the check below is about a future one.
+    probe = WebIdentityCredentials(lambda: {}, hedge=1.0, clock=None)
+    assert probe.takes_over_refresh
+
+    renamed = RefreshableCredentials._protected_refresh
+
+    def refresh(self: RefreshableCredentials) -> None:  # botocore's, with the new name
+        if self.refresh_needed(self._advisory_refresh_timeout):
+            renamed(self, is_mandatory=True)
+
+    monkeypatch.delattr(RefreshableCredentials, "_protected_refresh")
+    monkeypatch.setattr(RefreshableCredentials, "_refresh", refresh)
+    expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    fetched = []
+
+    def fetch() -> dict[str, str]:
+        fetched.append(1)
+        return {"access_key": "AKIDNEW", "secret_key": "s", "token": "t", "expiry_time": expiry}
+
+    credentials = WebIdentityCredentials(fetch, hedge=1.0, clock=None)
+    assert not credentials.takes_over_refresh
+    with credentials.fresh():
+        assert credentials.get_frozen_credentials().access_key == "AKIDNEW"
+    credentials.refresh_now("AKIDNEW")  # cannot force one: a no-op, not an AttributeError
+    assert fetched == [1]
+
+
+def test_a_name_too_long_for_s3_under_the_key_prefix_is_a_bad_name_not_a_refusal() -> None:
+    """S3 keys are at most 1024 bytes: a valid 1024-byte name under `reports/` would make S3
+    answer KeyTooLongError, reported as a 502 from AWS instead of the caller's own 400."""
+    from crosscloud_fn.errors import CrossCloudError
+    from crosscloud_fn.readers import S3Reader
+
+    class NoS3:
+        def get_object(self, **_kwargs: object) -> None:
+            raise AssertionError("S3 must not be asked for a key it cannot hold")
+
+    name = "n" * 1020
+    assert validate_name(name) == name
+    with pytest.raises(CrossCloudError) as raised:
+        S3Reader(NoS3(), "bucket", "reports/").read(name)
+    assert (raised.value.status, raised.value.code) == (400, "bad_name")

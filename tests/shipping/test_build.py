@@ -295,3 +295,32 @@ def test_real_function_app_package(real_package: BuiltPackage) -> None:
         assert not any(n.startswith(f"{SITE_PACKAGES}/{dist}") for n in names), dist
     # The one compiled dependency chain (cryptography via azure-identity/msal) is for Linux.
     assert any(n.startswith(f"{SITE_PACKAGES}/cryptography/") and n.endswith(".so") for n in names)
+
+
+def test_a_pip_that_hangs_is_stopped_and_named(
+    app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip waits on the network (an index that accepts and never answers, a proxy): the build
+    must end with a BuildError, not hold `pulumi preview` for ever."""
+    hanging = tmp_path / "hanging-python"
+    hanging.write_text("#!/bin/sh\nexec sleep 30\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(build.sys, "executable", str(hanging))
+    monkeypatch.setattr(build, "PIP_TIMEOUT_SECONDS", 0.5, raising=False)
+    with pytest.raises(BuildError, match=r"pip did not finish within 0\.5 s"):
+        build_package(app, PYTHON, tmp_path / "cache")
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_symlink_in_the_app_is_refused_not_followed(app: Path, tmp_path: Path, kind: str) -> None:
+    """A link committed into function_src (`notes.txt -> ~/.azure/...`) would ship whatever it
+    points at on the machine that runs `pulumi up`: the deployer's token cache, for instance."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "msal_token_cache.json").write_text('{"AccessToken": "secret"}')
+    if kind == "file":
+        (app / "notes.txt").symlink_to(outside / "msal_token_cache.json")
+    else:
+        (app / "crosscloud_fn" / "linked").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(BuildError, match="symbolic link"):
+        build_package(app, PYTHON, tmp_path / "cache")
