@@ -27,6 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 from azure.core.credentials import AccessToken
@@ -131,7 +132,10 @@ def fakes() -> Iterator[Fakes]:
                 )
             ),
         )["Role"]["Arn"]
-        os.environ.update(
+        # Restored on exit: a later bench (or the package build's pip) must not inherit a CA
+        # bundle that no longer exists.
+        with mock.patch.dict(
+            os.environ,
             {
                 **host.env(),
                 **aws.env(),
@@ -146,9 +150,9 @@ def fakes() -> Iterator[Fakes]:
                 "CROSSCLOUD_S3_BUCKET": BUCKET,
                 "CROSSCLOUD_BLOB_ACCOUNT_URL": gate.endpoint,
                 "CROSSCLOUD_BLOB_CONTAINER": CONTAINER,
-            }
-        )
-        yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id, container)
+            },
+        ):
+            yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id, container)
 
 
 def timed(action: Callable[[], Any]) -> float:
