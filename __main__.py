@@ -21,9 +21,10 @@ from components.function_app import FlexFunctionApp, FlexFunctionAppArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Names
 from components.oidc_provider import existing_provider_arn
-from components.settings import MAX_AUDIENCE_LENGTH, load_settings
+from components.settings import load_settings
 from components.shared_federation import SharedFederation, SharedFederationArgs
 from components.storage_account import SecureStorageAccount, SecureStorageAccountArgs
+from components.validation import MAX_AUDIENCE_LENGTH
 from shipping import build
 
 DATA_CONTAINER = "mycontainer"

@@ -9,7 +9,8 @@ import pulumi
 import pulumi_azuread as azuread
 
 from components import trust
-from components.settings import AUDIENCE_APP_ID, AUDIENCE_TENANT, AudienceChoice
+from components.settings import AudienceChoice
+from components.validation import AUDIENCE_APP_ID, AUDIENCE_TENANT
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The foundation holds what a tenant has once: the federation application and, in every AWS
 account it lists, the IAM OIDC provider for the tenant's issuer. Its keys share the `crosscloud`
-namespace and the rules of the environment stacks' keys (components/settings.py), so a value
+namespace and the rules of the environment stacks' keys (components/validation.py), so a value
 that is valid in one is valid in the other.
 """
 
@@ -13,22 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.settings import (
-    _AWS_REGION,
-    _GUID,
-    AUDIENCE_TENANT,
-    AudienceChoice,
-    SettingsError,
-    _audience,
-    _audience_choice,
-    _display_name,
-    _key,
-    _matches,
-    _Parser,
-    _tags,
-    raw_config,
-)
+from components.settings import AudienceChoice, SettingsError, audience_choice, raw_config
 from components.trust import DEFAULT_APP_NAME
+from components.validation import (
+    AUDIENCE_TENANT,
+    AWS_REGION,
+    GUID,
+    Parser,
+    audience_problem,
+    config_key,
+    display_name_problem,
+    matches,
+    parse_tags,
+)
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
@@ -70,7 +67,7 @@ class FoundationSettings:
 ALLOWED_KEYS = ("audience", "appDisplayName", "awsRegion", "awsAccounts", "tags", "appRoleId")
 
 
-def _accounts(parser: _Parser) -> tuple[AwsAccount, ...]:
+def _accounts(parser: Parser) -> tuple[AwsAccount, ...]:
     name = "awsAccounts"
     value = parser.structured(name, [])
     shape = "a list of {accountId: <12 digits>, roleArn: arn:aws:iam::<that account>:role/<name>}"
@@ -105,29 +102,29 @@ def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
 
     Raises `SettingsError` listing every problem, each naming the key and what is allowed.
     """
-    parser = _Parser(raw)
+    parser = Parser(raw)
     for name in sorted(set(raw) - set(ALLOWED_KEYS)):
         parser.problems.append(
-            f"{_key(name)} is not a setting of the foundation (environment settings go in the "
-            "environment stacks); known keys: " + ", ".join(_key(k) for k in ALLOWED_KEYS)
+            f"{config_key(name)} is not a setting of the foundation (environment settings go in "
+            "the environment stacks); known keys: " + ", ".join(config_key(k) for k in ALLOWED_KEYS)
         )
     defaults = FoundationSettings()
     settings = FoundationSettings(
-        audience=_audience_choice(parser.string("audience", AUDIENCE_TENANT, _audience)),
+        audience=audience_choice(parser.string("audience", AUDIENCE_TENANT, audience_problem)),
         app_display_name=parser.string(
             "appDisplayName",
             defaults.app_display_name,
-            _display_name,
+            display_name_problem,
         ),
         aws_region=parser.string(
             "awsRegion",
             defaults.aws_region,
-            _matches(_AWS_REGION, "an AWS region code such as eu-west-1 or us-east-2"),
+            matches(AWS_REGION, "an AWS region code such as eu-west-1 or us-east-2"),
         ),
         aws_accounts=_accounts(parser),
-        tags=_tags(parser),
+        tags=parse_tags(parser),
         app_role_id=parser.string(
-            "appRoleId", "", lambda v: None if _GUID.fullmatch(v) else "a lowercase GUID"
+            "appRoleId", "", lambda v: None if GUID.fullmatch(v) else "a lowercase GUID"
         )
         or None,
     )

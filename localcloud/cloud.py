@@ -32,73 +32,57 @@ import http.client
 import json
 import os
 import secrets
-import select
 import socket
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-from unittest.mock import patch
+from typing import Any
 from urllib.parse import urlencode
 
 from azure.core.credentials import AccessToken
 from azure.storage.blob import BlobServiceClient
-from moto.sts.responses import TokenResponse
 
+from localcloud.app_hosts import (
+    HOST_INTERPRETER,
+    HOST_SCRIPT,
+    REPO,
+    FunctionHost,
+    local_package,
+    unpack,
+)
+from localcloud.app_plans import OPERATOR, AppPlan, ExtraApp, app_plans
 from localcloud.arm import FakeArm, SiteKeys
+from localcloud.aws_front import OTHER_BUCKET, CloudMoto, same_as_program, seed_aws, sts_front
 from localcloud.azurite import Azurite
 from localcloud.blob_gate import BlobGate
 from localcloud.certs import TlsFiles, make_tls_files
 from localcloud.entra import STORAGE_RESOURCE, AppHost, FakeEntra, Identity
-from localcloud.moto_server import WEB_IDENTITY, MotoServer
+from localcloud.moto_server import WEB_IDENTITY
 from localcloud.net import LOOPBACK
-from localcloud.sts_verifier import OidcProvider, WebIdentityVerifier
-from localcloud.world import FunctionAppSpec, ManagedId, World, stable_client_id
-from shipping.build import BuiltPackage, build_package, local_target
+from localcloud.sts_verifier import WebIdentityVerifier
+from localcloud.world import ManagedId, World
+from shipping.build import BuiltPackage
 
-REPO = Path(__file__).resolve().parents[1]
-FUNCTION_SRC = REPO / "function_src"
-HOST_SCRIPT = REPO / "localcloud" / "function_host.py"
-HOST_INTERPRETER = (sys.executable, "-I", "-S", "-B")
-"""How a host's Python starts. -I -S: no site-packages, PYTHON* variables or script folder on
-sys.path, the host adds the package's own folders (see localcloud/function_host.py). -B: Flex
-runs the app from its package mounted read-only, where no bytecode can be cached
-(https://learn.microsoft.com/azure/azure-functions/run-functions-from-deployment-package), so
-every cold start compiles, here too."""
-OTHER_BUCKET = "localcloud-not-granted"
-"""A bucket the role's policy does not name, holding the same objects: reading it must fail."""
-OPERATOR = "operator"
-HOST_READY_TIMEOUT = 60.0
-_ADMIN_USER = "localcloud-admin"
-_OPERATOR_USER = "localcloud-operator"
-
-
-@dataclass(frozen=True)
-class ExtraApp:
-    """A function app that is not in the program, deployed beside its apps to show one refusal.
-
-    It runs the same code with the settings of the program app it `copies`, changed by
-    `settings`. With `new_identity` it has its own system-assigned identity, which the program
-    knows nothing about (`assigned` / `blob_reader` give it the app role / Storage Blob Data
-    Reader by hand, outside the program); otherwise it shares the copied app's user-assigned
-    identity, as any app may attach a UAMI.
-    """
-
-    name: str
-    copies: str
-    new_identity: bool = False
-    assigned: bool = False
-    blob_reader: bool = False
-    settings: Mapping[str, str] = field(default_factory=dict)
+# What other modules import from here, some of it defined beside this module: the apps to run in
+# app_plans.py, moto and the STS front in aws_front.py, the hosts and their package in app_hosts.py.
+__all__ = [
+    "HOST_INTERPRETER",
+    "HOST_SCRIPT",
+    "OTHER_BUCKET",
+    "REPO",
+    "ExtraApp",
+    "LocalCloud",
+    "Reply",
+    "Usage",
+    "leftovers",
+    "local_package",
+    "unpack",
+]
 
 
 @dataclass(frozen=True)
@@ -129,173 +113,6 @@ class _IssuedToken:
         return self._token
 
 
-# ---- AWS: moto over HTTPS, in auth mode, behind the STS front ------------------------------------
-
-_MOTO_STS_AUTH = TokenResponse._authenticate_and_authorize_normal_action
-
-
-def _unsigned_web_identity(self: TokenResponse, resource: str = "*") -> None:
-    # AWS takes AssumeRoleWithWebIdentity unsigned: the token is the proof, and the STS front has
-    # checked it before moto sees the request. moto's auth mode would demand a SigV4 signature.
-    if self._get_action() == WEB_IDENTITY:
-        return
-    _MOTO_STS_AUTH(self, resource)
-
-
-class _CloudMoto(MotoServer):
-    """`MotoServer` (over HTTPS in the cloud) whose auth mode lets AssumeRoleWithWebIdentity in
-    unsigned, and which leaves moto's process-wide state as it found it."""
-
-    def __init__(self, tls: TlsFiles, **kwargs: Any) -> None:
-        super().__init__(tls=tls, **kwargs)
-        self._web_identity_patch = patch.object(
-            TokenResponse, "_authenticate_and_authorize_normal_action", _unsigned_web_identity
-        )
-        self._patched = False
-
-    def start(self) -> _CloudMoto:
-        self._web_identity_patch.start()
-        self._patched = True
-        return super().start()
-
-    def stop(self) -> None:
-        try:
-            if self._server:
-                # moto's state is process-wide: leave it as found for whoever runs next.
-                self.disable_auth()
-                self.reset()
-        finally:
-            super().stop()
-            if self._patched:
-                self._web_identity_patch.stop()
-                self._patched = False
-
-
-def sts_front(
-    world: World, jwks_url: str, ca_cert: Path, neighbours: Iterable[World] = ()
-) -> WebIdentityVerifier:
-    """What AWS STS checks, configured from the program: its OIDC providers (keys from the fake
-    Entra's JWKS) and its role's trust policy (and those of neighbouring environments, which
-    share the providers: one per issuer URL in the account)."""
-    worlds = [world, *neighbours]
-    providers = {p.url: p for w in worlds for p in w.oidc_providers}
-    return WebIdentityVerifier(
-        [
-            OidcProvider(url=p.url, arn=p.arn, client_ids=p.client_ids, jwks_url=jwks_url)
-            for p in providers.values()
-        ],
-        {w.role_arn: w.trust_policy for w in worlds},
-        ssl_context=ssl.create_default_context(cafile=str(ca_cert)),
-    )
-
-
-# ---- function hosts ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _AppPlan:
-    """One app to run: how App Service would set it up."""
-
-    name: str
-    """Key in `LocalCloud.hosts`: the program's kind (`sami`, `uami`) or the extra app's name."""
-    app: FunctionAppSpec
-    """Site name (WEBSITE_SITE_NAME), settings and identities; `app.identity` is the one the
-    code uses."""
-    extra: ExtraApp | None = None
-    """Set for an app that is not in the program."""
-
-
-def local_package() -> BuiltPackage:
-    """The package `pulumi up` would deploy, built for this machine's Python (cached)."""
-    python_version, platform = local_target()
-    return build_package(FUNCTION_SRC, python_version, platform=platform)
-
-
-def unpack(package: Path, destination: Path) -> Path:
-    """Extract the package as Flex mounts it: the zip's entries, nothing else."""
-    with zipfile.ZipFile(package) as archive:
-        archive.extractall(destination)
-    return destination
-
-
-class FunctionHost:
-    """One function host process (`python -I -S localcloud/function_host.py` in the unpacked
-    package) and what it needs to (re)start."""
-
-    def __init__(
-        self, plan: _AppPlan, env: Mapping[str, str], keys: SiteKeys, workdir: Path, app_root: Path
-    ) -> None:
-        self.plan = plan
-        self.app_root = app_root
-        self.env = dict(env)
-        self.keys = keys
-        self.port = 0
-        self.log_path = workdir / f"{plan.name}.log"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.plan.name
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def launch(self, tls: TlsFiles) -> None:
-        """Start the process (it imports the app in parallel with whatever the caller does)."""
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._process = subprocess.Popen(
-            [*HOST_INTERPRETER, str(HOST_SCRIPT)],
-            cwd=self.app_root,
-            env=self.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            # Its own session: Ctrl-C in the terminal reaches the cloud, which stops the hosts.
-            start_new_session=True,
-        )
-        spec = {
-            "name": self.name,
-            "app_root": str(self.app_root),
-            "port": self.port,  # 0 the first time; a restart keeps the port
-            "server_cert": str(tls.server_cert),
-            "server_key": str(tls.server_key),
-            "keys": {"default": self.keys.default, "master": self.keys.master},
-        }
-        assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(spec).encode() + b"\n")
-        self._process.stdin.flush()
-
-    def wait_ready(self, timeout: float = HOST_READY_TIMEOUT) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        readable, _, _ = select.select([self._process.stdout], [], [], timeout)
-        line = self._process.stdout.readline().decode() if readable else ""
-        if not line.startswith("listening "):
-            self.stop()
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"function host {self.name} did not start:\n{tail}")
-        self.port = int(line.split()[1])
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            assert process.stdin is not None and process.stdout is not None
-            process.stdin.close()  # end of file: the host exits
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            process.stdout.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-# ---- the cloud -----------------------------------------------------------------------------------
-
-
 class LocalCloud:
     """Context manager: `with LocalCloud(world_from_program()) as cloud: cloud.call(...)`."""
 
@@ -324,14 +141,14 @@ class LocalCloud:
                     f"environment {name} does not share this world's tenant, audience and "
                     "container: it is not on the same foundation"
                 )
-        self.plans = _plans(world, extra_apps, self.neighbours)
+        self.plans = app_plans(world, extra_apps, self.neighbours)
         self._package = package
         self.package: BuiltPackage
         self._stack = ExitStack()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TlsFiles
         self.entra: FakeEntra
-        self.aws: _CloudMoto
+        self.aws: CloudMoto
         self.verifier: WebIdentityVerifier
         self.azurite: Azurite
         self.gate: BlobGate
@@ -376,7 +193,7 @@ class LocalCloud:
         deployer = _identity(OPERATOR, world.deployer)
         self.operator = entra.add_host(OPERATOR, system_identity=deployer)
         self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert, self.neighbours.values())
-        self.aws = _CloudMoto(tls, region=world.region, sts_guard=self.verifier)
+        self.aws = CloudMoto(tls, region=world.region, sts_guard=self.verifier)
         azurite = self.azurite = Azurite(tls)
         self.gate = BlobGate(
             azurite.blob_endpoint,
@@ -416,7 +233,7 @@ class LocalCloud:
             azurite_up = pool.submit(azurite.start)
             stack.enter_context(entra)
             stack.enter_context(self.aws)
-            self._seed_aws()
+            self._operator_aws = seed_aws(self.aws, world, self._worlds())
             azurite_up.result()
         stack.enter_context(self.gate)
         self._seed_blobs(deployer)
@@ -452,7 +269,7 @@ class LocalCloud:
             p.app.identity.principal_id for p in self.plans if p.extra and p.extra.blob_reader
         )
 
-    def _host_env(self, plan: _AppPlan, host: AppHost, workdir: Path) -> dict[str, str]:
+    def _host_env(self, plan: AppPlan, host: AppHost, workdir: Path) -> dict[str, str]:
         """The process environment App Service would give the app, pointed at the fakes."""
         home = workdir / "home" / plan.name
         home.mkdir(parents=True)
@@ -473,81 +290,6 @@ class LocalCloud:
             "AWS_ENDPOINT_URL_STS": self.aws.endpoint_url,
             "AWS_ENDPOINT_URL_S3": self.aws.endpoint_url,
         }
-
-    def _seed_aws(self) -> None:
-        """IAM and S3 as `pulumi up` leaves them, then auth on (moto then enforces policies)."""
-        world, aws = self.world, self.aws
-        iam = aws.client("iam")
-        # An administrator with real moto keys, so the cloud can still change IAM once auth is on.
-        iam.create_user(UserName=_ADMIN_USER)
-        iam.put_user_policy(
-            UserName=_ADMIN_USER,
-            PolicyName="administrator",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-                }
-            ),
-        )
-        key = iam.create_access_key(UserName=_ADMIN_USER)["AccessKey"]
-        aws.use_keys(key["AccessKeyId"], key["SecretAccessKey"])
-        # The operator's own AWS sign-in for `make verify`: it may read the role, nothing more.
-        iam.create_user(UserName=_OPERATOR_USER)
-        iam.put_user_policy(
-            UserName=_OPERATOR_USER,
-            PolicyName="read-the-role",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Action": "iam:GetRole", "Resource": world.role_arn}
-                    ],
-                }
-            ),
-        )
-        operator = iam.create_access_key(UserName=_OPERATOR_USER)["AccessKey"]
-        self._operator_aws = {
-            "AWS_ACCESS_KEY_ID": operator["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": operator["SecretAccessKey"],
-        }
-
-        # Environments on one foundation share its provider: IAM holds one per URL.
-        providers = {p.arn: p for w in self._worlds() for p in w.oidc_providers}
-        for provider in providers.values():
-            arn = iam.create_open_id_connect_provider(
-                Url=provider.url, ClientIDList=list(provider.client_ids), ThumbprintList=[]
-            )["OpenIDConnectProviderArn"]
-            _same("OIDC provider ARN", arn, provider.arn)
-        for each in self._worlds():
-            role = iam.create_role(
-                RoleName=each.role_name,
-                AssumeRolePolicyDocument=each.trust_policy,
-                MaxSessionDuration=each.role_max_session_seconds,
-            )["Role"]
-            _same("role ARN", role["Arn"], each.role_arn)
-            iam.put_role_policy(
-                RoleName=each.role_name,
-                PolicyName=each.read_policy_name,
-                PolicyDocument=each.read_policy,
-            )
-        s3 = aws.client("s3")
-        location = (
-            {"CreateBucketConfiguration": {"LocationConstraint": world.region}}
-            if world.region != "us-east-1"
-            else {}
-        )
-        buckets = {w.bucket: w for w in self._worlds()} | {OTHER_BUCKET: world}
-        for bucket, owner in buckets.items():
-            s3.create_bucket(Bucket=bucket, **location)
-            for key_name, path in owner.s3_objects.items():
-                s3.put_object(
-                    Bucket=bucket,
-                    Key=key_name,
-                    Body=path.read_bytes(),
-                    ContentType=owner.s3_content_types[key_name],
-                )
-        aws.enable_auth()
 
     def _seed_blobs(self, deployer: Identity) -> None:
         """What the program's BlobUpload does: the deployer uploads with its own Entra token,
@@ -657,7 +399,7 @@ class LocalCloud:
             self.neighbours[neighbour[0]] = world
             primary = self.world
         else:
-            _same("role ARN", world.role_arn, self.world.role_arn)
+            same_as_program("role ARN", world.role_arn, self.world.role_arn)
         self.aws.client("iam").update_assume_role_policy(
             RoleName=world.role_name, PolicyDocument=world.trust_policy
         )
@@ -692,44 +434,5 @@ def leftovers(ports: Iterable[int]) -> list[str]:
     return found
 
 
-def _plans(
-    world: World, extra_apps: Sequence[ExtraApp], neighbours: Mapping[str, World]
-) -> list[_AppPlan]:
-    plans = [_AppPlan(kind, app) for kind, app in world.apps.items()]
-    plans += [
-        _AppPlan(f"{env}-{kind}", app)
-        for env, other in neighbours.items()
-        for kind, app in other.apps.items()
-    ]
-    apps = {plan.name: plan.app for plan in plans}
-    for extra in extra_apps:
-        if extra.name in apps or extra.name == OPERATOR:
-            raise ValueError(f"extra app name {extra.name!r} is taken")
-        base = apps[extra.copies]
-        settings = {**base.settings, **extra.settings}
-        if extra.new_identity:
-            principal_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"localcloud/app/{extra.name}"))
-            own = ManagedId(principal_id=principal_id, client_id=stable_client_id(principal_id))
-            # A system-assigned identity: no client id setting selects it.
-            settings.pop("CROSSCLOUD_IDENTITY_CLIENT_ID", None)
-            settings.pop("AzureWebJobsStorage__clientId", None)
-            app = FunctionAppSpec(extra.name, extra.name, settings, own, ())
-            plans.append(_AppPlan(extra.name, app, extra))
-        else:
-            if base.identity not in base.user_identities:
-                raise ValueError(
-                    f"{extra.name}: a system-assigned identity belongs to one app; copy an app "
-                    "with a user-assigned identity or give the extra app a new identity"
-                )
-            app = FunctionAppSpec(extra.name, extra.name, settings, None, (base.identity,))
-            plans.append(_AppPlan(extra.name, app, extra))
-    return plans
-
-
 def _identity(name: str, identity: ManagedId) -> Identity:
     return Identity(name=name, client_id=identity.client_id, principal_id=identity.principal_id)
-
-
-def _same(what: str, actual: str, expected: str) -> None:
-    if actual != expected:
-        raise RuntimeError(f"local {what} {actual!r} differs from the program's {expected!r}")
