@@ -18,7 +18,7 @@ code creates clients for, read from `crosscloud_fn/aws_services.py`, plus the sh
 beside them (endpoints, partitions, retry and default-configuration data). That is 15 MB of
 service models the function never loads, out of a 25 MB package.
 
-The local cloud runs this very package (localcloud/cloud.py), built for the running interpreter:
+The local cloud runs this very package (localcloud/app_hosts.py), built for the running interpreter:
 `local_target()`.
 
 `python -m shipping.build [--python 3.12 | --local]` builds it, reports its size and prints
