@@ -16,6 +16,7 @@ counted at the fakes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -185,16 +186,26 @@ def seed_style_read(f: Fakes) -> None:
     credential.close()
 
 
-def run() -> dict[str, float]:
+@functools.cache
+def route_handlers() -> dict[str, Callable[..., Any]]:
+    """The app's HTTP functions by route. Cached: azure-functions builds the function list anew
+    on each `get_functions()` and refuses the second build's names as duplicates, so every bench
+    in one process must share the first."""
     if str(FUNCTION_SRC) not in sys.path:
         sys.path.insert(0, str(FUNCTION_SRC))
+    import function_app
+
+    return {
+        fn.get_trigger().route: fn.get_user_function() for fn in function_app.app.get_functions()
+    }
+
+
+def run() -> dict[str, float]:
     with fakes() as f:
         import azure.functions as func
-        import function_app
         from crosscloud_fn import service
 
-        read = {fn.get_trigger().route: fn for fn in function_app.app.get_functions()}["read"]
-        handler = read.get_user_function()
+        handler = route_handlers()["read"]
         request = func.HttpRequest(
             "GET", "https://fn.local/api/read", params={"name": OBJECT}, body=b""
         )

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from bench.function_bench import BUCKET, FUNCTION_SRC, Fakes, fakes
+from bench.function_bench import BUCKET, Fakes, fakes, route_handlers
 
 SLOW = 25.0
 HUNG = 3600.0
@@ -69,19 +69,11 @@ def peak_rss() -> Iterator[list[float]]:
 
 
 def run() -> dict[str, float | int]:
-    import sys
-
-    if str(FUNCTION_SRC) not in sys.path:
-        sys.path.insert(0, str(FUNCTION_SRC))
     with fakes() as f:
         import azure.functions as func
-        import function_app
         from crosscloud_fn import service
 
-        handlers = {
-            fn.get_trigger().route: fn.get_user_function()
-            for fn in function_app.app.get_functions()
-        }
+        handlers = route_handlers()
 
         def call(route: str = "read", **params: str) -> tuple[int, bytes, float]:
             params = params or ({"name": "bench/sample.txt"} if route == "read" else {})
