@@ -203,9 +203,10 @@ def route_handlers() -> dict[str, Callable[..., Any]]:
 def run() -> dict[str, float]:
     with fakes() as f:
         import azure.functions as func
+
+        handler = route_handlers()["read"]  # puts function_src on the path, as the host does
         from crosscloud_fn import service
 
-        handler = route_handlers()["read"]
         request = func.HttpRequest(
             "GET", "https://fn.local/api/read", params={"name": OBJECT}, body=b""
         )

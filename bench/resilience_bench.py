@@ -71,9 +71,9 @@ def peak_rss() -> Iterator[list[float]]:
 def run() -> dict[str, float | int]:
     with fakes() as f:
         import azure.functions as func
-        from crosscloud_fn import service
 
-        handlers = route_handlers()
+        handlers = route_handlers()  # puts function_src on the path, as the host does
+        from crosscloud_fn import service
 
         def call(route: str = "read", **params: str) -> tuple[int, bytes, float]:
             params = params or ({"name": "bench/sample.txt"} if route == "read" else {})
