@@ -32,10 +32,13 @@ from components.validation import (
     oidc_provider_arn_problem,
     parse_tags,
     stack_reference_problem,
+    within,
 )
 from shipping.build import DEFAULT_PYTHON_VERSION, PYTHON_VERSIONS
 
 INSTANCE_MEMORY_MB = (2048, 4096)
+# Flex Consumption's per-app scale-out limit.
+MAXIMUM_INSTANCE_COUNT = (40, 1000)
 # Log Analytics interactive retention on the PerGB2018 tier: 30-730 days
 # (https://learn.microsoft.com/azure/azure-monitor/logs/data-retention-configure); the S3 access
 # log bucket expires objects after the same number of days.
@@ -217,26 +220,18 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         maximum_instance_count=parser.integer(
             "maximumInstanceCount",
             defaults.maximum_instance_count,
-            lambda v: None if 40 <= v <= 1000 else "a whole number from 40 to 1000",
+            within(MAXIMUM_INSTANCE_COUNT, "a whole number"),
         ),
         tags=parse_tags(parser),
         audit_retention_days=parser.integer(
             "auditRetentionDays",
             defaults.audit_retention_days,
-            lambda v: (
-                None
-                if AUDIT_RETENTION_DAYS[0] <= v <= AUDIT_RETENTION_DAYS[1]
-                else "a whole number of days from 30 to 730 (Log Analytics retention)"
-            ),
+            within(AUDIT_RETENTION_DAYS, "a whole number of days", "Log Analytics retention"),
         ),
         always_ready_instances=parser.integer(
             "alwaysReadyInstances",
             defaults.always_ready_instances,
-            lambda v: (
-                None
-                if ALWAYS_READY_INSTANCES[0] <= v <= ALWAYS_READY_INSTANCES[1]
-                else "a whole number from 0 to 20 (each instance is billed while idle)"
-            ),
+            within(ALWAYS_READY_INSTANCES, "a whole number", "each instance is billed while idle"),
         ),
         deployer_principal_type=parser.string(
             "deployerPrincipalType",

@@ -109,6 +109,14 @@ def matches(pattern: re.Pattern[str], rule: str) -> Callable[[str], str | None]:
     return lambda value: None if pattern.fullmatch(value) else rule
 
 
+def within(bounds: tuple[int, int], unit: str, why: str = "") -> Callable[[int], str | None]:
+    """A check for `Parser.integer`: `bounds[0] <= value <= bounds[1]`, else names the range
+    (and `why`, in parentheses)."""
+    low, high = bounds
+    allowed = f"{unit} from {low} to {high}" + (f" ({why})" if why else "")
+    return lambda value: None if low <= value <= high else allowed
+
+
 def display_name_problem(value: str) -> str | None:
     return matches(
         _DISPLAY_NAME,
