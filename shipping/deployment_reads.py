@@ -23,6 +23,8 @@ WEB_API_VERSION = "2024-04-01"
 MAX_ANSWER_BYTES = 1 << 20  # a deployment record, a log page, a functions page
 MAX_LOG_LINES = 30
 _MAX_LOG_ENTRIES = 200
+LOG_READ_SECONDS = 60.0
+"""Reading a log and its detail pages (up to 31 GETs) stops after this long in all."""
 _MAX_FUNCTION_PAGES = 10
 _MAX_RETRY_AFTER = 10.0
 _TOKEN_REFRESH_MARGIN = 300  # seconds before expiry at which a cached token is renewed
@@ -74,12 +76,18 @@ class Reader:
         if not same_site(log_url, base):
             log_url = f"{base}/api/deployments/{deployment.get('id')}/log"
         lines: list[str] = []
+        deadline = time.monotonic() + LOG_READ_SECONDS
         try:
             for entry in self._entries(log_url)[-MAX_LOG_LINES:]:
                 lines.append(_log_line(entry))
                 details_url = entry.get("details_url")
-                if same_site(details_url, base):
-                    lines.extend("  " + _log_line(d) for d in self._entries(details_url))
+                if not same_site(details_url, base):
+                    continue
+                if time.monotonic() > deadline:
+                    cut = f"  (details not read: the log took over {LOG_READ_SECONDS:g} s)"
+                    lines.extend([] if cut in lines else [cut])
+                    continue
+                lines.extend("  " + _log_line(d) for d in self._entries(details_url))
         except (requests.RequestException, ValueError) as error:
             lines.append(f"(could not read the deployment log at {log_url}: {excerpt(str(error))})")
         if len(lines) > MAX_LOG_LINES:

@@ -12,7 +12,8 @@ import requests.adapters
 import urllib3
 from azure.core.credentials import AccessToken
 
-from shipping.deployment_reads import BearerToken, Reader
+from shipping import deployment_reads
+from shipping.deployment_reads import LOG_READ_SECONDS, BearerToken, Reader
 
 ARM = "https://management.azure.com"
 SCM = "https://app.scm.azurewebsites.net"
@@ -125,3 +126,25 @@ def test_a_retry_after_that_is_not_a_finite_number_is_ignored() -> None:
         response.headers["Retry-After"] = value
         delay = retry_after(response, 1.0)
         assert 1.0 <= delay <= 10.0, (value, delay)
+
+
+def test_reading_a_log_stops_fetching_details_when_its_time_is_up(monkeypatch) -> None:
+    # Each detail page may take a whole read timeout; 30 of them must not add up unbounded.
+    own_log = f"{SCM}/api/deployments/d1/log"
+    entries = [
+        {"log_time": f"t{i}", "message": "step", "details_url": f"{SCM}/api/details/{i}"}
+        for i in range(5)
+    ]
+    answers = {own_log: (200, {}, entries)}
+    answers.update({f"{SCM}/api/details/{i}": (200, {}, [{"message": "detail"}]) for i in range(5)})
+    read, recorder = reader(answers)
+    now = iter(range(0, 10_000, 25))  # every look at the clock: 25 s later
+    monkeypatch.setattr(deployment_reads.time, "monotonic", lambda: float(next(now)))
+    lines = read.log_lines(SCM, {"id": "d1"})
+    fetched = [url for url, _ in recorder.seen]
+    assert fetched == [own_log, f"{SCM}/api/details/0", f"{SCM}/api/details/1"]
+    cut = f"  (details not read: the log took over {LOG_READ_SECONDS:g} s)"
+    assert lines == [
+        *("t0 step", "  detail", "t1 step", "  detail"),
+        *("t2 step", cut, "t3 step", "t4 step"),
+    ]
