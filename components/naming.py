@@ -68,6 +68,14 @@ def _checked(name: str, pattern: re.Pattern[str], what: str) -> str:
     return name
 
 
+def _checked_bucket(name: str) -> str:
+    """A generated bucket name, or ValueError naming the S3 rule it breaks."""
+    problem = bucket_name_problem(name)
+    if problem:
+        raise ValueError(f"generated bucket name {name!r}: {problem}")
+    return name
+
+
 class Names:
     """All physical names of one stack, derived from the prefix, the stack and a unique seed."""
 
@@ -101,11 +109,7 @@ class Names:
 
     @property
     def bucket(self) -> str:
-        name = f"{self.prefix}-{self.stack}-{self._hash}"
-        problem = bucket_name_problem(name)
-        if problem:
-            raise ValueError(f"generated bucket name {name!r}: {problem}")
-        return name
+        return _checked_bucket(f"{self.prefix}-{self.stack}-{self._hash}")
 
     @property
     def log_workspace(self) -> str:
@@ -118,11 +122,7 @@ class Names:
     @property
     def access_log_bucket(self) -> str:
         """Bucket receiving the data bucket's S3 server access logs (never the data bucket)."""
-        name = f"{self.prefix}-{self.stack}-logs-{self._hash}"
-        problem = bucket_name_problem(name)
-        if problem:
-            raise ValueError(f"generated bucket name {name!r}: {problem}")
-        return name
+        return _checked_bucket(f"{self.prefix}-{self.stack}-logs-{self._hash}")
 
     @property
     def app_role_id(self) -> str:
