@@ -6,6 +6,14 @@ import pytest
 
 from localcloud.mocked_program import ProgramRun, run_program
 
+PUBLIC_ACCESS_FLAGS = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
+"""Every setting of an S3 public access block; each must be on."""
+
 EXTRA_IDS = (
     "0f0e0d0c-0b0a-4909-8807-060504030201",
     "1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d",

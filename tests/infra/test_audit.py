@@ -9,6 +9,7 @@ import pytest
 from components.azure_roles import AzureRole
 from components.settings import SettingsError, parse_settings
 from localcloud.mocked_program import AWS_ACCOUNT_ID, ProgramRun, run_program
+from tests.infra.conftest import PUBLIC_ACCESS_FLAGS
 
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 COMPONENT = "azure-native:applicationinsights:Component"
@@ -100,15 +101,7 @@ def test_data_bucket_logs_into_a_distinct_hardened_bucket(any_run):
     assert logging.delete_before_replace is True
 
     block = bucket_inputs(any_run, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", target)
-    assert all(
-        block[k] is True
-        for k in (
-            "blockPublicAcls",
-            "blockPublicPolicy",
-            "ignorePublicAcls",
-            "restrictPublicBuckets",
-        )
-    )
+    assert all(block[k] is True for k in PUBLIC_ACCESS_FLAGS)
     ownership = bucket_inputs(
         any_run, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", target
     )

@@ -7,7 +7,7 @@ import json
 from components.azure_roles import AzureRole
 from localcloud.mocked_program import DEPLOYER_OBJECT_ID, TENANT_ID, ProgramRun
 from policy.rules.flex_site_config import FLEX_REFUSED_SITE_PROPERTIES
-from tests.infra.conftest import EXTRA_IDS
+from tests.infra.conftest import EXTRA_IDS, PUBLIC_ACCESS_FLAGS
 
 ISSUER = f"https://sts.windows.net/{TENANT_ID}/"
 KEY_PREFIX = f"sts.windows.net/{TENANT_ID}/"
@@ -239,15 +239,7 @@ def test_bucket_is_private_encrypted_versioned_and_tls_only(any_run):
         return resource.inputs
 
     block = for_bucket("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    assert all(
-        block[k] is True
-        for k in (
-            "blockPublicAcls",
-            "blockPublicPolicy",
-            "ignorePublicAcls",
-            "restrictPublicBuckets",
-        )
-    )
+    assert all(block[k] is True for k in PUBLIC_ACCESS_FLAGS)
     ownership = for_bucket("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
     assert ownership["rule"]["objectOwnership"] == "BucketOwnerEnforced"
     sse = for_bucket(
