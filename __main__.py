@@ -175,7 +175,9 @@ for key, principal_id in trusted.items():
     federation.assign(key, principal_id)
 for kind, app in apps.items():
     data_storage.grant(f"{kind}-blob-reader", app.principal_id, AzureRole.STORAGE_BLOB_DATA_READER)
-    monitoring.allow_publisher(f"{kind}-publisher", app.principal_id)
+    publisher = monitoring.allow_publisher(f"{kind}-publisher", app.principal_id)
+    # The code starts sending telemetry as soon as it is deployed: grant the publisher role first.
+    app.deploy(after=[publisher])
 # The deployer uploads the sample blobs with its own Entra token; shared key is off.
 deployer_grant = data_storage.grant(
     "deployer-blob-contributor",

@@ -9,22 +9,29 @@ that is valid in one is valid in the other.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.settings import AudienceChoice, SettingsError, audience_choice, raw_config
+from components.regions import aws_partition, aws_region_problem
+from components.settings import (
+    AudienceChoice,
+    SettingsError,
+    all_config,
+    audience_choice,
+    split_config,
+)
 from components.trust import DEFAULT_APP_NAME
 from components.validation import (
     AUDIENCE_TENANT,
-    AWS_REGION,
     GUID,
     Parser,
     audience_problem,
     config_key,
     display_name_problem,
-    matches,
+    namespace_problems,
     parse_tags,
+    unknown_key_problem,
 )
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
@@ -32,6 +39,9 @@ _ACCOUNT_ID = re.compile(r"\d{12}")
 _ROLE_ARN = re.compile(
     r"arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}"
 )
+# Account ids that are never anyone's: the example stack's (foundation/Pulumi.shared.yaml) and the
+# one AWS's documentation uses; refused so the example never runs unedited.
+PLACEHOLDER_ACCOUNT = re.compile(r"(\d)\1{11}|123456789012")
 
 
 @dataclass(frozen=True)
@@ -62,12 +72,38 @@ class FoundationSettings:
     app_role_id: str | None = None
     """`crosscloud:appRoleId`: keep this id for `AssumeAWSRole` (the app role of an app moved in
     from a standalone stack, whose assignments name it); unset derives a stable one."""
+    allow_unlisted_aws_region: bool = False
+    """`crosscloud:allowUnlistedAwsRegion`: accept an `awsRegion` botocore does not list yet."""
 
 
-ALLOWED_KEYS = ("audience", "appDisplayName", "awsRegion", "awsAccounts", "tags", "appRoleId")
+ALLOWED_KEYS = (
+    "audience",
+    "appDisplayName",
+    "awsRegion",
+    "awsAccounts",
+    "tags",
+    "appRoleId",
+    "allowUnlistedAwsRegion",
+)
 
 
-def _accounts(parser: Parser) -> tuple[AwsAccount, ...]:
+def _account_problem(account_id: object) -> str | None:
+    """Why `accountId` cannot be used, else None."""
+    if isinstance(account_id, int | float) and not isinstance(account_id, bool):
+        # YAML reads `accountId: 012345678901` unquoted as a number and drops the leading zero.
+        return (
+            f"accountId {account_id!r} is a number: YAML read it unquoted (and would drop a "
+            f'leading zero); put it in quotes: accountId: "{account_id}"'
+        )
+    if isinstance(account_id, str) and PLACEHOLDER_ACCOUNT.fullmatch(account_id):
+        return (
+            f"accountId {account_id!r} is a placeholder (the example stack's): put in your own "
+            "AWS account ids, or [] for the account of the ambient AWS credentials"
+        )
+    return None
+
+
+def _accounts(parser: Parser, region: str) -> tuple[AwsAccount, ...]:
     name = "awsAccounts"
     value = parser.structured(name, [])
     shape = "a list of {accountId: <12 digits>, roleArn: arn:aws:iam::<that account>:role/<name>}"
@@ -75,8 +111,12 @@ def _accounts(parser: Parser) -> tuple[AwsAccount, ...]:
         parser.fail(name, parser.raw[name], shape)
         return ()
     accounts: list[AwsAccount] = []
+    partition = aws_partition(region)
     for item in value:
         account_id, role_arn = item.get("accountId"), item.get("roleArn")
+        if problem := _account_problem(account_id):
+            parser.problems.append(f"{config_key(name)}: {problem}")
+            return ()
         role = _ROLE_ARN.fullmatch(role_arn) if isinstance(role_arn, str) else None
         if set(item) - {"accountId", "roleArn"} or not (
             isinstance(account_id, str) and _ACCOUNT_ID.fullmatch(account_id) and role
@@ -88,6 +128,17 @@ def _accounts(parser: Parser) -> tuple[AwsAccount, ...]:
                 name, item, f"roleArn must be a role in account {account_id}, the provider's"
             )
             return ()
+        if partition and role.group(1) != partition:
+            # One awsRegion means one partition: a provider for it cannot assume a role in
+            # another partition (arn:aws-cn roles exist only for cn-* regions).
+            parser.fail(
+                name,
+                item,
+                f"roleArn is in partition {role.group(1)!r}, but {config_key('awsRegion')} "
+                f"{region!r} is in {partition!r}: a foundation deploys to one partition; "
+                "make one foundation per partition",
+            )
+            return ()
         accounts.append(AwsAccount(account_id, role_arn))
     ids = [a.account_id for a in accounts]
     if len(set(ids)) != len(ids):
@@ -97,18 +148,29 @@ def _accounts(parser: Parser) -> tuple[AwsAccount, ...]:
     return tuple(accounts)
 
 
-def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
+def parse_foundation_settings(
+    raw: Mapping[str, Any], *, other_keys: Iterable[str] = (), project: str = ""
+) -> FoundationSettings:
     """Validate the foundation's `crosscloud:*` values (keys without the namespace).
 
+    `other_keys`: the stack's keys in other namespaces, checked for a mistyped `crosscloud`.
     Raises `SettingsError` listing every problem, each naming the key and what is allowed.
     """
     parser = Parser(raw)
     for name in sorted(set(raw) - set(ALLOWED_KEYS)):
         parser.problems.append(
-            f"{config_key(name)} is not a setting of the foundation (environment settings go in "
-            "the environment stacks); known keys: " + ", ".join(config_key(k) for k in ALLOWED_KEYS)
+            unknown_key_problem(
+                name,
+                ALLOWED_KEYS,
+                "the foundation (environment settings go in the environment stacks)",
+            )
         )
+    parser.problems.extend(namespace_problems(other_keys, project, ALLOWED_KEYS))
     defaults = FoundationSettings()
+    allow_unlisted_aws_region = parser.boolean("allowUnlistedAwsRegion")
+    aws_region = parser.string(
+        "awsRegion", defaults.aws_region, aws_region_problem(allow_unlisted_aws_region)
+    )
     settings = FoundationSettings(
         audience=audience_choice(parser.string("audience", AUDIENCE_TENANT, audience_problem)),
         app_display_name=parser.string(
@@ -116,17 +178,14 @@ def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
             defaults.app_display_name,
             display_name_problem,
         ),
-        aws_region=parser.string(
-            "awsRegion",
-            defaults.aws_region,
-            matches(AWS_REGION, "an AWS region code such as eu-west-1 or us-east-2"),
-        ),
-        aws_accounts=_accounts(parser),
+        aws_region=aws_region,
+        aws_accounts=_accounts(parser, aws_region),
         tags=parse_tags(parser),
         app_role_id=parser.string(
             "appRoleId", "", lambda v: None if GUID.fullmatch(v) else "a lowercase GUID"
         )
         or None,
+        allow_unlisted_aws_region=allow_unlisted_aws_region,
     )
     if parser.problems:
         raise SettingsError(
@@ -135,6 +194,8 @@ def parse_foundation_settings(raw: Mapping[str, Any]) -> FoundationSettings:
     return settings
 
 
-def load_foundation_settings() -> FoundationSettings:
-    """Read every `crosscloud:*` key the foundation stack sets and validate it."""
-    return parse_foundation_settings(raw_config())
+def load_foundation_settings(project: str) -> FoundationSettings:
+    """Read every key the foundation stack sets and validate the `crosscloud:*` ones (keys in
+    `project`'s namespace or a mistyped `crosscloud` are refused)."""
+    raw, others = split_config(all_config())
+    return parse_foundation_settings(raw, other_keys=others, project=project)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,7 +51,8 @@ class FlexFunctionAppArgs:
     maximum_instance_count: int
     """Flex scale-out limit."""
     package: BuiltPackage | None = None
-    """Function package to deploy with One Deploy (redeployed only when its sha256 changes)."""
+    """Function package `deploy()` ships with One Deploy (redeployed only when its sha256
+    changes)."""
     identity_name: str | None = None
     """Name of the user-assigned identity; required when `identity` is `UserAssigned`."""
     app_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -226,26 +227,8 @@ class FlexFunctionApp(pulumi.ComponentResource):
         self.default_host_name = app.default_host_name
         self.scm_host_name = app.host_name_ssl_states.apply(scm_host)
         self.deployment: FlexDeployment | None = None
-        if args.package is not None:
-            # Flex pulls the package with the app's identity from its deployment container, so
-            # the host role assignment must exist before the first deployment.
-            self.deployment = FlexDeployment(
-                f"{name}-deploy",
-                FlexDeploymentArgs(
-                    resource_group=args.resource_group_name,
-                    app_name=app.name,
-                    app_id=app.id,
-                    scm_host=self.scm_host_name,
-                    # The HTTP routes function_src/function_app.py serves; the deployment is
-                    # confirmed only once ARM lists all of them.
-                    functions=FUNCTION_ROUTES,
-                    package_path=str(args.package.path),
-                    package_sha256=args.package.sha256,
-                ),
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[app, self.host_role_assignment]
-                ),
-            )
+        self._name = name
+        self._args = args
         self.register_outputs(
             {
                 "principal_id": self.principal_id,
@@ -256,6 +239,36 @@ class FlexFunctionApp(pulumi.ComponentResource):
                 "scm_host_name": self.scm_host_name,
             }
         )
+
+    def deploy(self, after: Sequence[pulumi.Resource] = ()) -> FlexDeployment | None:
+        """Deploy `args.package` with One Deploy once the app, its host role and `after` exist.
+
+        Flex pulls the package with the app's identity from its deployment container, so the host
+        role assignment comes first. `after` holds the other grants the app's identity needs from
+        its first start (Monitoring Metrics Publisher: telemetry sent before it lands is
+        refused); they name the app's principal id, so they can only be made after this
+        component and are passed here. Call it once; without a package it does nothing.
+        """
+        if self._args.package is None or self.deployment is not None:
+            return self.deployment
+        self.deployment = FlexDeployment(
+            f"{self._name}-deploy",
+            FlexDeploymentArgs(
+                resource_group=self._args.resource_group_name,
+                app_name=self.app.name,
+                app_id=self.app.id,
+                scm_host=self.scm_host_name,
+                # The HTTP routes function_src/function_app.py serves; the deployment is
+                # confirmed only once ARM lists all of them.
+                functions=FUNCTION_ROUTES,
+                package_path=str(self._args.package.path),
+                package_sha256=self._args.package.sha256,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.app, self.host_role_assignment, *after]
+            ),
+        )
+        return self.deployment
 
 
 def _always_ready(instances: int) -> dict[str, object]:

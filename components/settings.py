@@ -8,17 +8,19 @@ foundation's settings (components/foundation_settings.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pulumi
+
 from components.naming import bucket_name_problem
+from components.regions import aws_region_problem, azure_location_problem
 from components.trust import DEFAULT_APP_NAME
 from components.validation import (
     AUDIENCE_APP_ID,
     AUDIENCE_TENANT,
-    AWS_REGION,
-    AZURE_LOCATION,
     GUID,
     IAM_ROLE_NAME,
     NAMESPACE,
@@ -29,9 +31,11 @@ from components.validation import (
     display_name_problem,
     key_prefix_problem,
     matches,
+    namespace_problems,
     oidc_provider_arn_problem,
     parse_tags,
     stack_reference_problem,
+    unknown_key_problem,
     within,
 )
 from shipping.build import DEFAULT_PYTHON_VERSION, PYTHON_VERSIONS
@@ -50,8 +54,12 @@ ALWAYS_READY_INSTANCES = (0, 20)
 DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
 
 
-class SettingsError(ValueError):
-    """One or more `crosscloud:*` values are not allowed; the message lists each of them."""
+class SettingsError(pulumi.RunError):
+    """One or more `crosscloud:*` values are not allowed; the message lists each of them.
+
+    A `RunError`: Pulumi's Python language host (pulumi-language-python-exec) catches it and
+    logs `str(error)` alone, where any other exception is reported as "Program failed with an
+    unhandled exception" with a traceback before the message."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,12 @@ class Settings:
     aws_oidc_provider_arn: str | None = None
     """`crosscloud:awsOidcProviderArn`: an IAM OIDC provider created elsewhere for this tenant's
     issuer; unset: a standalone stack creates its own."""
+    allow_unlisted_azure_location: bool = False
+    """`crosscloud:allowUnlistedAzureLocation`: accept an `azureLocation` that is not on our list
+    of Flex Consumption locations (components/regions.py), for a region newer than the list."""
+    allow_unlisted_aws_region: bool = False
+    """`crosscloud:allowUnlistedAwsRegion`: accept an `awsRegion` botocore does not list yet
+    (it must still be shaped like a region of the aws, aws-cn or aws-us-gov partition)."""
 
 
 def audience_choice(value: str) -> AudienceChoice:
@@ -153,31 +167,45 @@ ALLOWED_KEYS = (
     "deployerPrincipalType",
     "foundation",
     "awsOidcProviderArn",
+    "allowUnlistedAzureLocation",
+    "allowUnlistedAwsRegion",
 )
 # Keys a foundation stack owns: an environment that names a foundation must not set them.
 FOUNDATION_OWNED_KEYS = ("appDisplayName", "audience", "awsOidcProviderArn")
 
 
-def parse_settings(raw: Mapping[str, Any]) -> Settings:
+def python_version_problem(value: str) -> str | None:
+    if value in PYTHON_VERSIONS:
+        return None
+    allowed = "one of " + ", ".join(PYTHON_VERSIONS)
+    if re.fullmatch(r"\d+\.\d", value):
+        # `pythonVersion: 3.10` unquoted is the YAML float 3.1.
+        allowed += (
+            f"; {value!r} is what YAML makes of an unquoted {value}0: put the version in quotes "
+            f'({config_key("pythonVersion")}: "{PYTHON_VERSIONS[-1]}")'
+        )
+    return allowed
+
+
+def parse_settings(
+    raw: Mapping[str, Any], *, other_keys: Iterable[str] = (), project: str = NAMESPACE
+) -> Settings:
     """Validate `crosscloud:*` values (keys without the namespace) into `Settings`.
 
+    `other_keys` are the stack's config keys in other namespaces (full `namespace:name`): one
+    whose namespace looks like a typo of `crosscloud`, or is `project`'s own, is refused too.
     Raises `SettingsError` listing every problem, each naming the key and what is allowed.
     """
     parser = Parser(raw)
-    unknown = sorted(set(raw) - set(ALLOWED_KEYS))
-    for name in unknown:
-        parser.problems.append(
-            f"{config_key(name)} is not a setting of this project (a typo?); known keys: "
-            + ", ".join(config_key(k) for k in ALLOWED_KEYS)
-        )
+    for name in sorted(set(raw) - set(ALLOWED_KEYS)):
+        parser.problems.append(unknown_key_problem(name, ALLOWED_KEYS, "this project"))
+    parser.problems.extend(namespace_problems(other_keys, project, ALLOWED_KEYS))
     defaults = Settings()
+    allow_unlisted_azure_location = parser.boolean("allowUnlistedAzureLocation")
+    allow_unlisted_aws_region = parser.boolean("allowUnlistedAwsRegion")
     audience = parser.string("audience", AUDIENCE_TENANT, audience_problem)
     bucket = parser.string("bucketName", "", lambda v: bucket_name_problem(v))
-    python_version = parser.string(
-        "pythonVersion",
-        defaults.python_version,
-        lambda v: None if v in PYTHON_VERSIONS else "one of " + ", ".join(PYTHON_VERSIONS),
-    )
+    python_version = parser.string("pythonVersion", defaults.python_version, python_version_problem)
     settings = Settings(
         prefix=parser.string(
             "prefix",
@@ -190,12 +218,10 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         azure_location=parser.string(
             "azureLocation",
             defaults.azure_location,
-            matches(AZURE_LOCATION, "an Azure region name such as westeurope or eastus2"),
+            azure_location_problem(allow_unlisted_azure_location),
         ),
         aws_region=parser.string(
-            "awsRegion",
-            defaults.aws_region,
-            matches(AWS_REGION, "an AWS region code such as eu-west-1 or us-east-2"),
+            "awsRegion", defaults.aws_region, aws_region_problem(allow_unlisted_aws_region)
         ),
         audience=audience_choice(audience),
         app_display_name=parser.string(
@@ -246,6 +272,8 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         foundation=parser.string("foundation", "", stack_reference_problem) or None,
         aws_oidc_provider_arn=parser.string("awsOidcProviderArn", "", oidc_provider_arn_problem)
         or None,
+        allow_unlisted_azure_location=allow_unlisted_azure_location,
+        allow_unlisted_aws_region=allow_unlisted_aws_region,
     )
     if "foundation" in raw:
         for name in FOUNDATION_OWNED_KEYS:
@@ -262,19 +290,30 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     return settings
 
 
+def all_config() -> dict[str, Any]:
+    """Every config value of the stack, whatever its namespace (`pulumi.Config` can only get
+    keys one knows): what the engine passes in `PULUMI_CONFIG` and the language host loads
+    with `set_all_config` (mocks set it the same way)."""
+    import pulumi.runtime
+
+    return {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+
+
+def split_config(everything: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`crosscloud:*` values (keys without the namespace) and the full keys of all others."""
+    prefix = f"{NAMESPACE}:"
+    ours = {k.removeprefix(prefix): v for k, v in everything.items() if k.startswith(prefix)}
+    return ours, [k for k in everything if not k.startswith(prefix)]
+
+
 def raw_config() -> dict[str, Any]:
     """Every `crosscloud:*` value the stack sets (from the Pulumi runtime), keys without the
     namespace. Shared by this project and the foundation (foundation_settings.py)."""
-    import pulumi.runtime  # imported here so `parse_settings` stays usable without Pulumi
-
-    everything = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    return {
-        key.split(":", 1)[1]: value
-        for key, value in everything.items()
-        if key.startswith(f"{NAMESPACE}:")
-    }
+    return split_config(all_config())[0]
 
 
 def load_settings() -> Settings:
-    """Read every `crosscloud:*` key the stack sets and validate it."""
-    return parse_settings(raw_config())
+    """Read every key the stack sets and validate the `crosscloud:*` ones (and refuse keys in
+    a namespace that looks like a typo of it)."""
+    raw, others = split_config(all_config())
+    return parse_settings(raw, other_keys=others, project=pulumi.get_project())

@@ -7,10 +7,11 @@ every problem, the name patterns, and the rules (each returns None or what is al
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 NAMESPACE = "crosscloud"
@@ -88,6 +89,17 @@ class Parser:
                 return default
         return value
 
+    def boolean(self, name: str) -> bool:
+        """An opt-in: `true` or `false` (unset is false), as `pulumi config set` writes them."""
+        value = self.raw.get(name)
+        if value is None:
+            return False
+        text = str(value).lower() if isinstance(value, str | bool) else None
+        if text not in ("true", "false"):
+            self.fail(name, value, "true or false")
+            return False
+        return text == "true"
+
     def integer(self, name: str, default: int, check: Callable[[int], str | None]) -> int:
         value = self.raw.get(name)
         if value is None:
@@ -140,7 +152,9 @@ def stack_reference_problem(value: str) -> str | None:
     if not _STACK_REFERENCE.fullmatch(value):
         return (
             "the foundation's fully qualified stack name, <organization>/<project>/<stack> "
-            "(letters, digits, '-', '_' and '.')"
+            "(letters, digits, '-', '_' and '.'); with a local backend (pulumi login --local) "
+            "the organization is the literal word organization: "
+            "organization/crosscloud-foundation/shared"
         )
     return None
 
@@ -255,3 +269,43 @@ def parse_tags(parser: Parser) -> dict[str, str]:
     for problem in problems:
         parser.problems.append(f"{config_key(name)}: {problem}")
     return {} if problems else dict(value)
+
+
+def unknown_key_problem(name: str, known: Iterable[str], where: str) -> str:
+    """`crosscloud:{name}` is not a key of `where`: name the nearest known key, or list them."""
+    known = tuple(known)
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean {config_key(by_lower[close[0]])}?"
+    else:
+        hint = "known keys: " + ", ".join(config_key(k) for k in known)
+    return f"{config_key(name)} is not a setting of {where}; {hint}"
+
+
+def namespace_problems(keys: Iterable[str], project: str, known: Iterable[str]) -> list[str]:
+    """Full config keys (`namespace:name`) whose namespace looks like a typo of `crosscloud`
+    (`crossclod:awsRegion`), or is the project's own (a key written without a namespace lands
+    there): Pulumi would keep them, and the program would silently use the default instead."""
+    known = tuple(known)
+    problems = []
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if namespace == NAMESPACE or not name:
+            continue
+        near = difflib.SequenceMatcher(None, namespace.lower(), NAMESPACE).ratio() >= 0.75
+        if not (near or (namespace == project and project != NAMESPACE)):
+            continue
+        target = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        problems.append(
+            f"{key} is in namespace {namespace!r}, which this program does not read; "
+            f"did you mean {config_key(target[0] if target else name)}?"
+        )
+    return problems
+
+
+# YAML reads unquoted scalars as numbers: `3.10` becomes the float 3.1 and `012345678901` an
+# integer without its leading zero; Pulumi then hands the program the number's text.
+def quote_hint(value: Any) -> str:
+    """What to write instead when YAML made a number of a value that must stay text."""
+    return f"; YAML read an unquoted value as the number {value!r}: put it in quotes"

@@ -27,7 +27,7 @@ from components.foundation_settings import load_foundation_settings  # noqa: E40
 from components.naming import foundation_app_role_id  # noqa: E402
 from components.oidc_provider import EntraOidcProvider, EntraOidcProviderArgs  # noqa: E402
 
-settings = load_foundation_settings()
+settings = load_foundation_settings(pulumi.get_project())
 client = azuread.get_client_config()
 
 federation = FederationApp(

@@ -6,6 +6,9 @@ from localcloud.mocked_program import STAND_IN_PACKAGE, run_program
 from shipping.build import BuiltPackage
 
 DEPLOYMENT = "pulumi-python:dynamic/crosscloud:FlexDeployment"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+# Monitoring Metrics Publisher (DESIGN.md 6c): telemetry by identity is refused without it.
+METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 UPLOAD = "pulumi-python:dynamic/crosscloud:BlobUpload"
 
 
@@ -21,6 +24,24 @@ def test_each_app_has_one_deployment_keyed_by_the_package_and_ordered_after_its_
         assert deployment.inputs["package_sha256"] == STAND_IN_PACKAGE.sha256
         assert deployment.inputs["scm_host"] == f"{app.inputs['name']}.scm.azurewebsites.net"
         assert {app.urn, grant.urn} <= set(deployment.dependencies)
+
+
+def test_each_deployment_waits_for_its_apps_metrics_publisher_grant(default_run):
+    """The app ingests telemetry with its identity from its first start; before the grant lands
+    Application Insights refuses it, so One Deploy runs only after the grant exists."""
+    publishers = [
+        a
+        for a in default_run.of_type(ROLE_ASSIGNMENT)
+        if a.inputs["roleDefinitionId"].endswith(METRICS_PUBLISHER)
+    ]
+    assert len(publishers) == 2
+    for kind in ("sami", "uami"):
+        app = default_run.named(f"function-{kind}-app")
+        (deployment,) = [
+            d for d in default_run.of_type(DEPLOYMENT) if d.inputs["app_name"] == app.inputs["name"]
+        ]
+        (grant,) = [p for p in publishers if p.urn in deployment.dependencies]
+        assert grant.name == f"monitoring-{kind}-publisher"
 
 
 def test_a_new_package_changes_only_the_deployments_key():

@@ -17,8 +17,8 @@ from localcloud.mocked_program import TENANT_ID, ProgramRun, run_foundation, run
 from tests.infra.test_security import principal_ids
 
 FOUNDATION_STACK = "acme/crosscloud-foundation/shared"
-DEV_ACCOUNT = "111111111111"
-PROD_ACCOUNT = "222222222222"
+DEV_ACCOUNT = "210987654321"
+PROD_ACCOUNT = "345678901234"
 KEY_PREFIX = f"sts.windows.net/{TENANT_ID}/"
 APP_ROLE_ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
 NOT_IN_AN_ENVIRONMENT = (

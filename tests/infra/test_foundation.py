@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pulumi
 import pytest
 import yaml
 
@@ -31,9 +32,18 @@ AWS_PROVIDER = "pulumi:providers:aws"
 ISSUER = f"https://sts.windows.net/{TENANT_ID}/"
 
 
-def example_config() -> dict:
-    """The `crosscloud:*` values of the example stack foundation/Pulumi.shared.yaml."""
-    stack = yaml.safe_load((FOUNDATION / "Pulumi.shared.yaml").read_text())
+# The example stack's placeholder accounts, and the accounts a team would put in their place.
+OWN_ACCOUNTS = {"111111111111": "210987654321", "222222222222": "345678901234"}
+
+
+def example_config(*, as_shipped: bool = False) -> dict:
+    """The `crosscloud:*` values of the example stack foundation/Pulumi.shared.yaml, with its
+    placeholder accounts replaced by a team's own (unless `as_shipped`)."""
+    text = (FOUNDATION / "Pulumi.shared.yaml").read_text()
+    for placeholder, own in () if as_shipped else OWN_ACCOUNTS.items():
+        assert placeholder in text
+        text = text.replace(placeholder, own)
+    stack = yaml.safe_load(text)
     return {key.split(":", 1)[1]: value for key, value in stack["config"].items()}
 
 
@@ -136,31 +146,31 @@ def test_foundation_creates_no_role_bucket_or_app(example_run):
 def test_example_config_parses():
     settings = parse_foundation_settings(example_config())
     assert settings.aws_accounts == (
-        AwsAccount("111111111111", "arn:aws:iam::111111111111:role/crosscloud-foundation-deployer"),
-        AwsAccount("222222222222", "arn:aws:iam::222222222222:role/crosscloud-foundation-deployer"),
+        AwsAccount("210987654321", "arn:aws:iam::210987654321:role/crosscloud-foundation-deployer"),
+        AwsAccount("345678901234", "arn:aws:iam::345678901234:role/crosscloud-foundation-deployer"),
     )
     assert parse_foundation_settings({}) == FoundationSettings()
 
 
-ROLE = "arn:aws:iam::111111111111:role/deployer"
+ROLE = "arn:aws:iam::210987654321:role/deployer"
 
 
 @pytest.mark.parametrize(
     ("key", "value", "rule"),
     [
         ("awsAccounts", "not json", "structured"),
-        ("awsAccounts", '{"accountId": "111111111111"}', "a list of"),
+        ("awsAccounts", '{"accountId": "210987654321"}', "a list of"),
         ("awsAccounts", '[{"accountId": "1111", "roleArn": "' + ROLE + '"}]', "12 digits"),
-        ("awsAccounts", '[{"accountId": "111111111111"}]', "roleArn"),
-        ("awsAccounts", '[{"accountId": "111111111111", "roleArn": "deployer"}]', "roleArn"),
+        ("awsAccounts", '[{"accountId": "210987654321"}]', "roleArn"),
+        ("awsAccounts", '[{"accountId": "210987654321", "roleArn": "deployer"}]', "roleArn"),
         (
             "awsAccounts",
-            '[{"accountId": "222222222222", "roleArn": "' + ROLE + '"}]',
-            "a role in account 222222222222",
+            '[{"accountId": "345678901234", "roleArn": "' + ROLE + '"}]',
+            "a role in account 345678901234",
         ),
         (
             "awsAccounts",
-            json.dumps([{"accountId": "111111111111", "roleArn": ROLE}] * 2),
+            json.dumps([{"accountId": "210987654321", "roleArn": ROLE}] * 2),
             "only once",
         ),
         ("audience", "api://x/", "trailing slash"),
@@ -186,3 +196,109 @@ def test_environment_keys_are_refused_by_the_foundation():
 def test_bad_config_fails_the_foundation_program_before_any_resource():
     with pytest.raises(SettingsError, match="crosscloud:awsAccounts"):
         run_foundation({"awsAccounts": '[{"accountId": "1"}]'})
+
+
+def test_the_example_stack_as_shipped_refuses_its_placeholder_accounts():
+    with pytest.raises(SettingsError) as error:
+        run_foundation(example_config(as_shipped=True))
+    assert isinstance(error.value, pulumi.RunError)  # printed without a traceback
+    message = str(error.value)
+    assert "crosscloud:awsAccounts" in message
+    assert "'111111111111' is a placeholder" in message
+
+
+def test_an_unquoted_account_id_is_refused_with_a_hint_to_quote_it():
+    role = "arn:aws:iam::012345678901:role/deployer"
+    # `accountId: 012345678901` unquoted: YAML makes it the number 12345678901.
+    with pytest.raises(SettingsError) as error:
+        parse_foundation_settings({"awsAccounts": [{"accountId": 12345678901, "roleArn": role}]})
+    message = str(error.value)
+    assert "crosscloud:awsAccounts" in message
+    assert "12345678901 is a number" in message
+    assert 'accountId: "12345678901"' in message
+
+
+CN_ROLE = "arn:aws-cn:iam::210987654321:role/deployer"
+GOV_ROLE = "arn:aws-us-gov:iam::345678901234:role/deployer"
+
+
+@pytest.mark.parametrize(
+    ("region", "roles", "refused"),
+    [
+        ("eu-west-1", [CN_ROLE], "'aws-cn'"),
+        ("cn-north-1", [ROLE], "'aws'"),
+        ("us-gov-west-1", [GOV_ROLE, CN_ROLE], "'aws-cn'"),
+    ],
+)
+def test_a_role_from_another_partition_than_the_region_is_refused(region, roles, refused):
+    accounts = [{"accountId": arn.split(":")[4], "roleArn": arn} for arn in roles]
+    with pytest.raises(SettingsError) as error:
+        parse_foundation_settings({"awsRegion": region, "awsAccounts": accounts})
+    message = str(error.value)
+    assert "crosscloud:awsAccounts" in message
+    assert f"roleArn is in partition {refused}" in message
+    assert f"crosscloud:awsRegion '{region}'" in message
+
+
+def test_roles_of_the_region_partition_are_accepted():
+    accounts = [{"accountId": "210987654321", "roleArn": CN_ROLE}]
+    settings = parse_foundation_settings({"awsRegion": "cn-north-1", "awsAccounts": accounts})
+    assert settings.aws_accounts == (AwsAccount("210987654321", CN_ROLE),)
+
+
+@pytest.mark.parametrize(
+    ("region", "rule"),
+    [("eu-wst-1", "did you mean 'eu-west-1'"), ("eu-west-9", "allowUnlistedAwsRegion")],
+)
+def test_a_region_botocore_does_not_list_is_refused(region, rule):
+    with pytest.raises(SettingsError) as error:
+        parse_foundation_settings({"awsRegion": region})
+    assert f"crosscloud:awsRegion = '{region}'" in str(error.value)
+    assert rule in str(error.value)
+
+
+def test_the_override_admits_an_unlisted_region_of_a_known_partition():
+    settings = parse_foundation_settings(
+        {"awsRegion": "eu-west-9", "allowUnlistedAwsRegion": "true"}
+    )
+    assert settings.aws_region == "eu-west-9"
+    with pytest.raises(SettingsError, match="crosscloud:awsRegion"):
+        parse_foundation_settings({"awsRegion": "zz-west-9", "allowUnlistedAwsRegion": "true"})
+
+
+def test_a_key_in_the_foundation_projects_own_namespace_is_refused():
+    """Without `crosscloud:`, Pulumi puts a key in the project's namespace, which nothing reads."""
+    with pytest.raises(SettingsError) as error:
+        parse_foundation_settings(
+            {},
+            other_keys=["crosscloud-foundation:awsRegion", "aws:region"],
+            project="crosscloud-foundation",
+        )
+    message = str(error.value)
+    assert "crosscloud-foundation:awsRegion is in namespace" in message
+    assert "did you mean crosscloud:awsRegion?" in message
+    assert "aws:region" not in message
+
+
+def test_a_typo_names_the_nearest_foundation_key():
+    with pytest.raises(SettingsError) as error:
+        parse_foundation_settings({"awsAcounts": "[]"})
+    assert "crosscloud:awsAcounts is not a setting of the foundation" in str(error.value)
+    assert "did you mean crosscloud:awsAccounts?" in str(error.value)
+
+
+def test_the_example_stack_and_readme_ask_for_the_same_graph_permission():
+    """Application.ReadWrite.OwnedBy suffices because the deployer is made owner of the app
+    (see test_the_app_is_the_hardened_federation_app): the azuread provider's
+    azuread_application docs require exactly that for OwnedBy. ReadWrite.All would be more."""
+    example = (FOUNDATION / "Pulumi.shared.yaml").read_text()
+    readme = (FOUNDATION.parent / "README.md").read_text()
+    assert "Application.ReadWrite.OwnedBy" in example
+    assert "Application.ReadWrite.All" not in example
+    assert "Application.ReadWrite.OwnedBy" in readme
+    assert "Application.ReadWrite.All" not in readme
+
+
+def test_the_example_stack_explains_the_local_backend_organization():
+    example = (FOUNDATION / "Pulumi.shared.yaml").read_text()
+    assert "organization/crosscloud-foundation/shared" in example

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pulumi
 import pytest
 
 from components.settings import Settings, SettingsError, parse_settings
@@ -89,6 +92,17 @@ def test_valid_values_are_parsed():
         ("maximumInstanceCount", "5000", "40 to 1000"),
         ("tags", '["a"]', "map of tag names"),
         ("bucketname", "typo-of-bucketName", "not a setting of this project"),
+        ("bucketname", "typo-of-bucketName", "did you mean crosscloud:bucketName?"),
+        ("azureLocation", "westeurop", "did you mean 'westeurope'?"),
+        ("azureLocation", "westindia", "offers Flex Consumption"),
+        ("azureLocation", "westindia", "allowUnlistedAzureLocation"),
+        ("awsRegion", "eu-wst-1", "did you mean 'eu-west-1'?"),
+        ("awsRegion", "eu-west-9", "allowUnlistedAwsRegion"),
+        ("pythonVersion", "3.1", "unquoted 3.10"),
+        ("pythonVersion", "3.1", "put the version in quotes"),
+        ("allowUnlistedAzureLocation", "yes", "true or false"),
+        ("allowUnlistedAwsRegion", "1", "true or false"),
+        ("foundation", "crosscloud-foundation/shared", "literal word organization"),
     ],
 )
 def test_each_rule_refuses_a_bad_value(key, value, rule):
@@ -176,3 +190,67 @@ def test_each_tag_rule_refuses_a_bad_tag(tags, rule):
         parse_settings({"tags": tags})
     assert "crosscloud:tags" in str(error.value)
     assert rule in str(error.value)
+
+
+def test_a_settings_error_is_a_run_error_so_pulumi_prints_no_traceback():
+    """pulumi-language-python-exec logs a RunError's message alone; any other exception gets
+    "Program failed with an unhandled exception" and a traceback first."""
+    with pytest.raises(pulumi.RunError):
+        parse_settings({"prefix": "X"})
+
+
+def test_a_typo_names_only_the_nearest_key():
+    with pytest.raises(SettingsError) as error:
+        parse_settings({"awsregion": "eu-west-1"})
+    message = str(error.value)
+    assert "did you mean crosscloud:awsRegion?" in message
+    assert "crosscloud:tags" not in message  # not the whole list of keys
+
+
+def test_a_key_far_from_every_setting_lists_the_known_keys():
+    with pytest.raises(SettingsError) as error:
+        parse_settings({"zzzzzz": "1"})
+    assert "known keys: crosscloud:prefix" in str(error.value)
+
+
+@pytest.mark.parametrize("namespace", ["crossclod", "crosscluod", "Crosscloud", "cross-cloud"])
+def test_a_key_in_a_mistyped_namespace_is_refused(namespace):
+    with pytest.raises(SettingsError) as error:
+        parse_settings({}, other_keys=[f"{namespace}:awsRegion", "aws:region"])
+    message = str(error.value)
+    assert f"{namespace}:awsRegion is in namespace {namespace!r}" in message
+    assert "did you mean crosscloud:awsRegion?" in message
+    assert "aws:region" not in message
+
+
+def test_other_providers_namespaces_are_left_alone():
+    keys = ["aws:region", "azure-native:location", "azuread:tenantId", "pulumi:template"]
+    assert parse_settings({}, other_keys=keys) == Settings()
+
+
+def test_a_mistyped_namespace_stops_the_program(monkeypatch):
+    """The program reads every key of the stack (PULUMI_CONFIG, as the engine passes it)."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"crossclod:awsRegion": "us-east-2"}))
+    with pytest.raises(SettingsError, match="crossclod:awsRegion is in namespace"):
+        run_program({})
+
+
+def test_the_overrides_admit_a_region_newer_than_the_lists():
+    settings = parse_settings(
+        {
+            "azureLocation": "newzealandnorth",
+            "allowUnlistedAzureLocation": "true",
+            "awsRegion": "eu-west-9",
+            "allowUnlistedAwsRegion": "true",
+        }
+    )
+    assert (settings.azure_location, settings.aws_region) == ("newzealandnorth", "eu-west-9")
+    assert settings.allow_unlisted_azure_location and settings.allow_unlisted_aws_region
+    # The override admits regions of a known partition's shape, never any text.
+    with pytest.raises(SettingsError, match="crosscloud:awsRegion"):
+        parse_settings({"awsRegion": "mars-north-1", "allowUnlistedAwsRegion": "true"})
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "cn-north-1", "us-gov-west-1", "ap-southeast-5"])
+def test_listed_aws_regions_of_each_partition_pass(region):
+    assert parse_settings({"awsRegion": region}).aws_region == region
