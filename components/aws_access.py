@@ -75,6 +75,23 @@ class AwsWebIdentityAccess(pulumi.ComponentResource):
 
         hardened = hardened_bucket(name, args.bucket_name, partition=args.partition, parent=self)
         bucket = hardened.bucket
+        # Parts of an upload that never completes are stored (and billed) until aborted, and no
+        # listing shows them: abort after a week (checkov CKV_AWS_300; AWS "Configuring a bucket
+        # lifecycle configuration to delete incomplete multipart uploads"). No expiration: the
+        # data itself is kept.
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-abort-incomplete-uploads",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "abort-incomplete-multipart-uploads",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                }
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[hardened.versioning]),
+        )
 
         _check_trust_policy_size(args)
 

@@ -7,8 +7,12 @@ DESIGN.md "code deployment"):
 - `POST https://{scm host}/api/publish?RemoteBuild=false` with the zip as body,
   `Content-Type: application/zip`, `Accept: application/json` and `Authorization: Bearer <ARM
   token>`; the platform answers 202 with the deployment id as a JSON string (Azure/azure-dev
-  `cli/azd/pkg/azsdk/funcapp_host_client.go`; az CLI `enable_zip_deploy_flex` sends the same
-  `RemoteBuild=false`);
+  `cli/azd/pkg/azsdk/funcapp_host_client.go`). `RemoteBuild=false` is our choice, not the az
+  CLI's: for Python the az CLI's `enable_zip_deploy_flex` sends `RemoteBuild=True`
+  (`build_remote = build_remote or runtime == 'python'`: Oryx builds on the platform from
+  requirements.txt), but shipping/build.py already installs the
+  dependencies for the target platform into the package, so a remote build would only redo it
+  (and could resolve other versions than the ones tested);
 - poll `GET /api/deployments/{that id}` every second ("recommended by the service team", azd),
   honouring `Retry-After`: `status` -1 cancelled, 0 pending, 1 building, 2 deploying, 3 failed,
   4 success, 5 conflict, 6 partial success. A few 404s before the record "comes alive" are
@@ -19,8 +23,8 @@ DESIGN.md "code deployment"):
 - on a first `up`, Flex writes the package into the deployment container with the app's own
   identity; its fresh Storage Blob Data Owner grant may not apply yet, and the deployment fails
   with "Azure Storage responded with Forbidden ... 403" in its log (Azure/azure-dev#4439,
-  azure-functions-core-tools#4346). Such a failure is republished with bounded backoff; any other
-  failure fails at once with the log's last lines;
+  azure-functions-core-tools#4346). Only that failure is republished with bounded backoff; any
+  other failure (another 403 or "forbidden" too) fails at once with the log's last lines;
 - success is not status 4 alone: ARM must list the app's functions (`GET {arm}{app id}/functions`,
   what `az functionapp function list` reads) and include every expected one within a bounded
   wait. az CLI's `check_flex_app_after_deployment` waits for the trigger sync, then checks the
@@ -73,8 +77,22 @@ _FINAL_FAILURES = {-1: "cancelled", STATUS_FAILED: "failed", 5: "conflict", 6: "
 _AUTH_REFUSALS = (401, 403)
 # 409: another deployment is running; 429/5xx: the SCM site is busy or restarting.
 _TRANSIENT = (409, 429, 500, 502, 503, 504)
-# The first-deploy failure: Flex could not write the package with the app's identity yet.
-_STORAGE_FORBIDDEN = re.compile(r"\bforbidden\b|(?<![\w-])403(?![\w-])", re.IGNORECASE)
+# The first-deploy failure: Flex could not write the package with the app's identity yet. Its
+# log says (azure-functions-core-tools#4346, the failure behind Azure/azure-dev#4439):
+#   Failed to upload because Azure Storage responded with Forbidden : Response status code does
+#   not indicate success: 403 (This request is not authorized to perform this operation.)..
+#   Failed to upload blob package to storage account with Error: Response status code does not
+#   indicate success: 403 (This request is not authorized to perform this operation.).
+# Only that storage refusal is a grant still propagating. Any other 403 or "forbidden" (a
+# package the app refuses, a network rule, shared key access in an error text) is not waited on.
+_STORAGE_FORBIDDEN = re.compile(
+    r"Azure Storage responded with Forbidden\b"
+    r"|upload blob package to storage account\b.*\b403 \(This request is not authorized",
+    re.IGNORECASE,
+)
+# Storage answers 403 KeyBasedAuthenticationNotPermitted when something signs with an account
+# key: a configuration fault that no waiting fixes.
+_NOT_A_GRANT_RACE = re.compile(r"Key based authentication is not permitted", re.IGNORECASE)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
@@ -98,7 +116,8 @@ class DeploymentFailed(OneDeployError):
     def __init__(self, message: str, *, storage_forbidden: bool = False) -> None:
         super().__init__(message)
         self.storage_forbidden = storage_forbidden
-        """The failure says Forbidden/403: the app's storage grant may not apply yet."""
+        """The log says Flex's package upload was refused by Storage (403 "not authorized"): the
+        app's grant on its deployment container may not apply yet."""
 
 
 class MissingRole(OneDeployError):
@@ -412,9 +431,7 @@ class OneDeployProvider(EntraIdentityProvider):
     ) -> DeploymentFailed:
         lines = reader.log_lines(base, record)
         status_text = str(record.get("status_text") or "no status text")
-        forbidden = status == STATUS_FAILED and any(
-            _STORAGE_FORBIDDEN.search(text) for text in (status_text, *lines)
-        )
+        forbidden = status == STATUS_FAILED and storage_grant_race((status_text, *lines))
         return DeploymentFailed(
             f"One Deploy of {props['app_name']} {_FINAL_FAILURES[status]} "
             f"(status {status}: {excerpt(status_text)}). Deployment log, last lines:\n"
@@ -472,6 +489,14 @@ class OneDeployProvider(EntraIdentityProvider):
                 else ""
             )
         )
+
+
+def storage_grant_race(log: Sequence[str]) -> bool:
+    """Whether a failed deployment's log shows Storage refusing Flex's package upload (the app's
+    fresh grant not applied yet), and nothing that no waiting fixes."""
+    return any(_STORAGE_FORBIDDEN.search(line) for line in log) and not any(
+        _NOT_A_GRANT_RACE.search(line) for line in log
+    )
 
 
 def _known(value: Any) -> bool:

@@ -47,6 +47,7 @@ from shipping.onedeploy import (
     OneDeployProvider,
     OneDeployTimeouts,
     scm_host,
+    storage_grant_race,
 )
 from shipping.retry import Backoff
 
@@ -488,3 +489,42 @@ def test_answers_are_read_up_to_a_bound() -> None:
     )
     text = read_text(response)
     assert len(text) == 1 << 20  # 1 MiB of a 4 MiB answer; json.loads of it then fails
+
+
+# The second line Flex writes for the same refusal (azure-functions-core-tools#4346).
+BLOB_PACKAGE_403 = (
+    "Failed to upload blob package to storage account with Error: Response status code does not "
+    "indicate success: 403 (This request is not authorized to perform this operation.)."
+)
+
+
+@pytest.mark.parametrize("line", [STORAGE_FORBIDDEN_LOG, BLOB_PACKAGE_403])
+def test_the_storage_refusal_of_the_package_upload_is_the_grant_race(line: str) -> None:
+    assert storage_grant_race(["2026-01-01T00:00:00Z Starting deployment pipeline.", line])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Response status code does not indicate success: 403 (Forbidden).",
+        "Forbidden: the extension bundle feed refused the request",
+        "Oryx build failed: pip install returned 403 Forbidden from the package index",
+        # Shared key off and something signed with a key: no grant will ever fix it.
+        "Failed to upload because Azure Storage responded with Forbidden : Response status code "
+        "does not indicate success: 403 (Key based authentication is not permitted on this "
+        "storage account.).",
+    ],
+)
+def test_any_other_403_or_forbidden_is_not_the_grant_race(line: str) -> None:
+    assert not storage_grant_race(["2026-01-01T00:00:00Z Starting deployment pipeline.", line])
+
+
+def test_a_failure_with_another_403_is_not_republished(
+    cloud: Cloud, package: tuple[Path, str]
+) -> None:
+    cloud.script.failure = "Response status code does not indicate success: 403 (Forbidden)."
+    with pytest.raises(DeploymentFailed) as failure:
+        cloud.provider().create(cloud.inputs(package))
+    assert cloud.publishes() == 1
+    assert failure.value.storage_forbidden is False
+    assert "403 (Forbidden)" in str(failure.value)
