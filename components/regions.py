@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterable
 from importlib import resources
 
+import botocore
+
 from components.validation import AWS_REGION, AZURE_LOCATION, config_key
 
 # Where a stack may run. Both lists are checked by `crosscloud:azureLocation` /
@@ -72,7 +74,7 @@ def _aws_partitions() -> dict[str, tuple[re.Pattern[str], frozenset[str]]]:
     """Each partition's region pattern and regions, from botocore's `data/partitions.json`: the
     file the AWS SDK's endpoint rules resolve regions with, updated with every botocore release
     (botocore is pinned in requirements.txt), so a new region arrives with an upgrade."""
-    data = json.loads((resources.files("botocore") / "data" / "partitions.json").read_text())
+    data = json.loads((resources.files(botocore) / "data" / "partitions.json").read_text())
     return {
         partition["id"]: (
             re.compile(partition["regionRegex"]),

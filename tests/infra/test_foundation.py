@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import pulumi
@@ -302,3 +306,91 @@ def test_the_example_stack_and_readme_ask_for_the_same_graph_permission():
 def test_the_example_stack_explains_the_local_backend_organization():
     example = (FOUNDATION / "Pulumi.shared.yaml").read_text()
     assert "organization/crosscloud-foundation/shared" in example
+
+
+# --- dependencies on a fresh checkout ----------------------------------------------------------
+
+REPO = FOUNDATION.parent
+
+
+def _requirements(path: Path) -> set[str]:
+    """Distribution names a requirements file installs, following `-r` (relative to the file)."""
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            names |= _requirements((path.parent / line[3:].strip()).resolve())
+        elif line:
+            names.add(re.split(r"[\[=<>~! ;]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def _closure(names: set[str]) -> list[metadata.Distribution]:
+    """The installed distributions `names` pull in (their `Requires-Dist`, extras left out)."""
+    found: dict[str, metadata.Distribution] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in found:
+            continue
+        found[name] = dist = metadata.distribution(name)
+        for requirement in dist.requires or []:
+            if "extra ==" not in requirement:
+                todo.append(re.split(r"[\[=<>~! ;(]", requirement, maxsplit=1)[0])
+    return list(found.values())
+
+
+def _third_party_imports(program: Path) -> set[str]:
+    """Dotted names of the non-standard, non-repository modules `program` imports, following
+    the repository's own modules it imports."""
+    seen: set[Path] = set()
+    todo, imports = [program], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if (REPO / top).is_dir():
+                    module = REPO.joinpath(*name.split("."))
+                    todo += [
+                        p for p in (module.with_suffix(".py"), module / "__init__.py") if p.exists()
+                    ]
+                elif top not in sys.stdlib_module_names and top != "__future__":
+                    imports.add(name)
+    return imports
+
+
+@pytest.mark.parametrize(
+    ("program", "requirements"),
+    [
+        (FOUNDATION / "__main__.py", FOUNDATION / "requirements.txt"),
+        (REPO / "__main__.py", REPO / "requirements.txt"),
+    ],
+)
+def test_a_fresh_checkout_installs_every_package_the_program_imports(program, requirements):
+    """Pulumi's pip toolchain installs the project directory's requirements.txt into a new
+    virtualenv (sdk/python/toolchain/pip.go) and nothing else."""
+    # Installed top-level modules and their first-level submodules ("azure/core", "pulumi").
+    files = {
+        "/".join(file.parts[:depth]).removesuffix(".py")
+        for dist in _closure(_requirements(requirements))
+        for file in dist.files or []
+        for depth in (1, 2)
+        if len(file.parts) > depth or file.suffix == ".py"
+    }
+    missing = set()
+    for name in _third_party_imports(program):
+        parts = name.split(".")
+        # `from a.b import c` is also listed as `a.b.c`: c may be a name in a.b.
+        if "/".join(parts[:2]) not in files and not (len(parts) > 2 and parts[0] in files):
+            missing.add(name)
+    assert not missing, f"{requirements} does not install {sorted(missing)}"
