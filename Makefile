@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup test lint bench package demo verify diagram clean
+.PHONY: setup test lint bench package demo verify preflight diagram clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt function_src/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ demo: setup
 # After `pulumi up`: VERIFY_ARGS="--stack dev" (or "--outputs outputs.json").
 verify: $(PY_STAMP)
 	$(PY) -m verify $(VERIFY_ARGS)
+
+# Before the first `pulumi up`, read-only, with your own sign-in:
+# PREFLIGHT_ARGS="--subscription <id> --stack dev" (or "--location westeurope").
+preflight: $(PY_STAMP)
+	$(PY) -m preflight $(PREFLIGHT_ARGS)
 
 # The trust chain of Pulumi.dev.yaml, drawn from the program under mocks, into README.md.
 diagram: $(PY_STAMP)
