@@ -145,9 +145,29 @@ def test_ci_runs_make_test() -> None:
     assert any(step.get("run") == "make test" for step in steps(workflow("ci.yml")))
 
 
-def pulumi_step(name: str) -> dict[str, Any]:
-    [step] = [s for s in steps(workflow(name)) if s.get("uses", "").startswith("pulumi/actions@")]
+def pulumi_step(name: str, work_dir: str | None = None) -> dict[str, Any]:
+    """The `with` of the workflow's Pulumi step for the project in `work_dir` (None: the root)."""
+    [step] = [
+        s
+        for s in steps(workflow(name))
+        if s.get("uses", "").startswith("pulumi/actions@")
+        and s.get("with", {}).get("work-dir") == work_dir
+    ]
     return step["with"]
+
+
+def job_of(name: str, work_dir: str | None) -> dict[str, Any]:
+    """The job that runs the Pulumi step of the project in `work_dir`."""
+    [job] = [
+        job
+        for job in workflow(name)["jobs"].values()
+        if any(
+            s.get("uses", "").startswith("pulumi/actions@")
+            and s.get("with", {}).get("work-dir") == work_dir
+            for s in job.get("steps", [])
+        )
+    ]
+    return job
 
 
 def test_preview_comments_on_the_pull_request_with_the_policy_pack() -> None:
@@ -162,25 +182,75 @@ def test_deploy_runs_up_with_the_policy_pack_behind_an_environment() -> None:
     deploy = workflow("deploy.yml")
     assert pulumi_step("deploy.yml")["command"] == "up"
     assert pulumi_step("deploy.yml")["policyPacks"] == "policy"
-    assert [job["environment"] for job in deploy["jobs"].values()] == ["production"]
+    assert {job["environment"] for job in deploy["jobs"].values()} == {"production"}
     assert deploy["concurrency"]["cancel-in-progress"] is False
 
 
-@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
-def test_cloud_logins_take_their_ids_from_repository_variables(name: str) -> None:
-    logins = {
+PROJECTS = [(n, d) for n in ("preview.yml", "deploy.yml") for d in (None, "foundation")]
+
+
+def logins(job: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {
         s["uses"].split("@")[0]: s["with"]
-        for s in steps(workflow(name))
+        for s in job["steps"]
         if s.get("uses", "").startswith(("azure/login@", "aws-actions/configure-aws-credentials@"))
     }
-    azure, aws = logins["azure/login"], logins["aws-actions/configure-aws-credentials"]
+
+
+@pytest.mark.parametrize(("name", "work_dir"), PROJECTS)
+def test_cloud_logins_take_their_ids_from_repository_variables(name: str, work_dir: str) -> None:
+    found = logins(job_of(name, work_dir))
+    azure, aws = found["azure/login"], found["aws-actions/configure-aws-credentials"]
     for key in ("client-id", "tenant-id", "subscription-id"):
         assert azure[key].startswith("${{ vars."), azure
     assert aws["role-to-assume"].startswith("${{ vars."), aws
 
 
-@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
-def test_pulumi_cli_matches_the_pinned_sdk(name: str) -> None:
+@pytest.mark.parametrize(("name", "work_dir"), PROJECTS)
+def test_pulumi_cli_matches_the_pinned_sdk(name: str, work_dir: str) -> None:
     pin = re.search(r"^pulumi==(\S+)$", (REPO / "requirements.txt").read_text(), re.MULTILINE)
     assert pin, "requirements.txt pins no pulumi version"
-    assert str(pulumi_step(name)["pulumi-version"]) == pin.group(1)
+    assert str(pulumi_step(name, work_dir)["pulumi-version"]) == pin.group(1)
+
+
+@pytest.mark.parametrize(("name", "command"), [("preview.yml", "preview"), ("deploy.yml", "up")])
+def test_the_foundation_is_previewed_and_deployed_with_the_policy_pack(name: str, command: str):
+    step = pulumi_step(name, "foundation")
+    assert step["command"] == command
+    assert step["stack-name"] == "${{ vars.PULUMI_FOUNDATION_STACK }}"
+    # The CLI runs in work-dir: the pack path must lead to this repository's policy/.
+    assert (REPO / "foundation" / step["policyPacks"]).resolve() == REPO / "policy"
+    assert (REPO / "foundation" / "Pulumi.yaml").exists()
+    job = job_of(name, "foundation")
+    # Only when a team has a foundation; the fork guard of the preview holds here too.
+    assert "vars.PULUMI_FOUNDATION_STACK != ''" in job["if"]
+    if name == "preview.yml":
+        assert "head.repo.full_name == github.repository" in job["if"]
+        assert step["comment-on-pr"] is True
+    # Its dependencies from its own requirements file (foundation/requirements.txt).
+    installs = " ".join(s.get("run", "") for s in job["steps"])
+    assert "-r foundation/requirements.txt" in installs
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_the_foundation_uses_its_own_identities(name: str) -> None:
+    """Creating the tenant's federation app is the foundation's right, not the environment's."""
+    foundation, environment = logins(job_of(name, "foundation")), logins(job_of(name, None))
+    for action, key in (
+        ("azure/login", "client-id"),
+        ("aws-actions/configure-aws-credentials", "role-to-assume"),
+    ):
+        assert "FOUNDATION" in foundation[action][key]
+        assert foundation[action][key] != environment[action][key]
+    job = job_of(name, "foundation")
+    assert job["env"]["ARM_CLIENT_ID"] == foundation["azure/login"]["client-id"]
+
+
+def test_the_environment_is_deployed_after_the_foundation_or_without_one() -> None:
+    jobs = workflow("deploy.yml")["jobs"]
+    foundation = job_of("deploy.yml", "foundation")
+    [foundation_id] = [job_id for job_id, job in jobs.items() if job == foundation]
+    environment = job_of("deploy.yml", None)
+    assert environment["needs"] == foundation_id
+    # A skipped foundation (no PULUMI_FOUNDATION_STACK) must not skip the environment.
+    assert "!failure()" in environment["if"] and "!cancelled()" in environment["if"]
