@@ -20,6 +20,7 @@ import pulumi_aws as aws
 
 from components import trust
 from components.hardened_bucket import hardened_bucket
+from components.settings import SettingsError
 
 LOGGING_SERVICE = "logging.s3.amazonaws.com"
 LOG_PREFIX = "s3-access/"
@@ -47,9 +48,10 @@ def log_delivery_statements(
 
 def _distinct(log_bucket: str, source_bucket: str) -> str:
     if log_bucket == source_bucket:
-        raise ValueError(
-            f"S3 access logs of {source_bucket!r} must go to another bucket, not into itself "
-            "(every delivery would be logged again)"
+        raise SettingsError(
+            f"crosscloud:bucketName = {source_bucket!r} is not allowed: it is the name of the "
+            "access-log bucket, and S3 access logs must go to another bucket, not into "
+            "themselves (every delivery would be logged again); choose another name"
         )
     return log_bucket
 

@@ -15,6 +15,7 @@ from components import trust
 from components.hardened_bucket import hardened_bucket
 from components.naming import slug
 from components.oidc_provider import openid_connect_provider
+from components.settings import SettingsError
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def _check_trust_policy_size(args: AwsWebIdentityAccessArgs) -> None:
     )
     count = len(args.trusted_principal_ids)
     if size > trust.TRUST_POLICY_HARD_LIMIT:
-        raise ValueError(
+        raise SettingsError(
             f"crosscloud:extraPrincipalIds: {count} trusted identities make a trust policy of "
             f"about {size} characters; IAM allows at most {trust.TRUST_POLICY_HARD_LIMIT}. "
             "Split the identities across several roles/stacks."

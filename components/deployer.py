@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import pulumi
 import pulumi_azuread as azuread
 
 PrincipalType = Literal["User", "ServicePrincipal"]
@@ -49,8 +50,9 @@ _SP_NOT_FOUND = 'Service Principal (Service Principal: "{}") was not found'
 _USER_NOT_FOUND = 'User not found with object ID: "{}"'
 
 
-class DeployerLookupError(RuntimeError):
-    """The deployer's principal type could not be found out; the message says what to set."""
+class DeployerLookupError(pulumi.RunError):
+    """The deployer's principal type could not be found out; the message says what to set. A
+    `RunError`: Pulumi prints the message without a traceback."""
 
 
 def _lookup_failed(object_id: str, why: str) -> DeployerLookupError:

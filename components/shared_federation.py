@@ -40,7 +40,8 @@ def foundation_problems(
         return [
             f"the foundation stack {stack} has no output {', '.join(missing)}: deploy the "
             "foundation (foundation/, `pulumi up`) before its environments, and check that "
-            "crosscloud:foundation names it"
+            "crosscloud:foundation names it (with a local backend, `pulumi login --local`, the "
+            "organization is the literal word organization: organization/<project>/<stack>)"
         ]
     problems = []
     if outputs[TENANT_ID] != tenant_id:

@@ -237,7 +237,13 @@ def _tag_text_problem(text: str) -> str | None:
 
 def _tag_problems(name: Any, value: Any) -> list[str]:
     if not isinstance(name, str) or not isinstance(value, str):
-        return [f"tag {name!r}: names and values must be strings"]
+        numbers = [
+            v for v in (name, value) if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        return [
+            f"tag {name!r}: names and values must be strings"
+            + (quote_hint(numbers[0]) if numbers else "")
+        ]
     problems = []
     if not 1 <= len(name) <= 128:
         problems.append(f"tag name {name[:40]!r}: 1-128 characters (AWS; Azure storage accounts)")

@@ -3,6 +3,11 @@ and billed until aborted, and no object listing shows them."""
 
 from __future__ import annotations
 
+import pytest
+
+from components.settings import SettingsError
+from localcloud.mocked_program import run_program
+
 BUCKET = "aws:s3/bucket:Bucket"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 
@@ -33,3 +38,10 @@ def test_the_data_bucket_rule_expires_nothing(default_run):
     (data,) = [b for b in default_run.of_type(BUCKET) if "log" not in b.name]
     for rule in _lifecycles_by_bucket(default_run)[data.inputs["bucket"]]:
         assert not rule.get("expiration") and not rule.get("noncurrentVersionExpiration")
+
+
+def test_a_bucket_name_equal_to_the_log_buckets_is_a_config_error(default_run):
+    """Logs delivered into the bucket they log would be logged again, forever."""
+    log_bucket = default_run.outputs["accessLogBucket"]
+    with pytest.raises(SettingsError, match=f"crosscloud:bucketName = '{log_bucket}'"):
+        run_program({"bucketName": log_bucket})

@@ -14,6 +14,7 @@ needed Directory.Read.All for a service principal and is no longer called.
 
 from __future__ import annotations
 
+import pulumi
 import pytest
 
 from components.deployer import DeployerLookupError
@@ -92,6 +93,7 @@ def test_an_object_that_is_neither_stops_too(deployer: str) -> None:
     with pytest.raises(DeployerLookupError, match="crosscloud:deployerPrincipalType") as raised:
         run_program(cloud=MockCloud(deployer_type=deployer), registered=seen)
     assert "no service principal and no user" in str(raised.value)
+    assert isinstance(raised.value, pulumi.RunError)  # printed without a traceback
     assert seen == []
 
 

@@ -134,12 +134,14 @@ def test_a_foundation_of_another_tenant_is_refused(foundation):
 
 
 def test_a_foundation_that_was_never_deployed_is_refused(foundation):
-    with pytest.raises(FoundationError, match="deploy the foundation"):
+    with pytest.raises(FoundationError, match="deploy the foundation") as raised:
         run_program(
             {"foundation": FOUNDATION_STACK},
             aws_account_id=DEV_ACCOUNT,
             stack_outputs={FOUNDATION_STACK: {}},
         )
+    # A local backend's stacks are all in the literal organization `organization`.
+    assert "organization/<project>/<stack>" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from components.settings import SettingsError
 from localcloud.mocked_program import run_program
 
 
@@ -36,5 +37,8 @@ def test_two_identities_need_no_quota_increase():
 
 
 def test_more_identities_than_iam_can_ever_hold_stop_the_program():
-    with pytest.raises(ValueError, match=r"crosscloud:extraPrincipalIds: 102 trusted identities"):
+    # A SettingsError (a pulumi.RunError): Pulumi prints the message without a traceback.
+    with pytest.raises(
+        SettingsError, match=r"crosscloud:extraPrincipalIds: 102 trusted identities"
+    ):
         run_program({"extraPrincipalIds": guids(100)})

@@ -169,6 +169,7 @@ def test_tags_both_clouds_accept_are_kept():
     ("tags", "rule"),
     [
         ({"k": 1}, "must be strings"),
+        ({"costCenter": 4711}, "YAML read an unquoted value as the number 4711: put it in quotes"),
         ({"k" * 129: "v"}, "1-128 characters"),
         ({"": "v"}, "1-128 characters"),
         ({"k": "v" * 257}, "at most 256 characters"),
