@@ -9,11 +9,13 @@ NODE_STAMP := node_modules/.installed
 .PHONY: setup test lint bench package demo verify diagram clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt function_src/requirements.txt
+	@echo "setup: installing the pinned Python packages into $(VENV) (first time: about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
+	@echo "setup: installing Azurite from npm into node_modules (first time: about 30 s)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -23,7 +25,9 @@ lint: $(PY_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# conftest.py prints each tier's name as it starts and a line per tier (tests, seconds) at the end.
 test: setup lint
+	@echo "test: every tier (about 7 minutes on 2 cores; \`make demo\` is the 30-second tour)"
 	$(PY) -m pytest
 
 bench: setup
