@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup test lint bench package demo verify diagram clean
+.PHONY: setup test lint bench package demo verify diagram readme-diagram clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt function_src/requirements.txt
 	@echo "setup: installing the pinned Python packages into $(VENV) (first time: about 2 minutes)"
@@ -43,8 +43,14 @@ demo: setup
 verify: $(PY_STAMP)
 	$(PY) -m verify $(VERIFY_ARGS)
 
-# The trust chain of Pulumi.dev.yaml, drawn from the program under mocks, into README.md.
+# The trust chain your stack's config would deploy, drawn from the program under mocks (no cloud):
+# `make diagram` for Pulumi.dev.yaml, `make diagram STACK=prod` for Pulumi.prod.yaml.
+STACK ?= dev
 diagram: $(PY_STAMP)
+	$(PY) -m localcloud.diagram --stack-config Pulumi.$(STACK).yaml
+
+# README.md's picture, drawn for the fixed example docs/examples/Pulumi.example.yaml.
+readme-diagram: $(PY_STAMP)
 	$(PY) -m localcloud.diagram --readme README.md
 
 clean:
