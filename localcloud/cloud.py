@@ -180,6 +180,7 @@ class LocalCloud:
         self._workdir = tempfile.TemporaryDirectory(prefix="localcloud-")
         workdir = Path(self._workdir.name)
         self.tls = tls = make_tls_files(workdir / "tls")
+        self._progress("deployment package: built from function_src unless cached (.build/)")
         self.package = self._package or local_package()
         app_root = unpack(self.package.path, workdir / "wwwroot")
         self._progress(f"deployment package unpacked ({self.package.path.name})")
