@@ -333,3 +333,13 @@ def test_permissions_are_listed_in_one_document() -> None:
         prose = re.sub(r"```.*?```", "", text, flags=re.S)
         assert set(PERMISSION_NAMES.findall(prose)) - RUNTIME_ACTIONS == set(), name
     assert len(set(PERMISSION_NAMES.findall(DOCS["permissions.md"]))) >= 40
+
+
+def test_the_route_table_is_what_the_function_serves() -> None:
+    source = (REPO / "function_src" / "function_app.py").read_text()
+    served = set(re.findall(r'@app\.route\(route="([^"]+)"', source))
+    table = "| route" + section(DESIGN, "The function's contract").split("| route", 1)[1]
+    documented = {
+        re.match(r"GET /api/(\w+)", ticked(row[0])[0]).group(1) for row in table_rows(table)
+    }
+    assert served and documented == served
