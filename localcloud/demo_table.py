@@ -17,14 +17,19 @@ from localcloud.scenarios import Outcome
 WIDTH = 100
 """The widest line the demo prints."""
 
-LEGEND = (
-    "Columns: identity = the app (and so the managed identity) that called; call = the route "
-    "under /api/ and its query values; expected / got = HTTP status, the function's error code "
-    "and the cloud's own refusal code, and what the answer held; tok = token requests the app "
-    "made to the fake Entra ID's managed-identity endpoint during the call; sts = "
-    "AssumeRoleWithWebIdentity exchanges the STS front received for it; ms = the call's "
-    "duration. A warm request must show tok 0 and sts 0."
+LEGEND: tuple[tuple[str, str], ...] = (
+    ("identity", "the app (and so the managed identity) that called"),
+    ("call", "the route under /api/ and its query values"),
+    (
+        "expected / got",
+        "HTTP status, the function's error code and the cloud's own refusal code, and what the "
+        'answer held ("as expected": an error answer exactly as expected)',
+    ),
+    ("tok", "token requests the app made to the fake Entra ID during the call"),
+    ("sts", "AssumeRoleWithWebIdentity exchanges the STS front received for it during the call"),
+    ("ms", "the call's duration; a warm request must show tok 0 and sts 0"),
 )
+"""What each column means, printed above the table."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,16 @@ def render(rows: Sequence[Row], width: int = WIDTH) -> str:
 
 
 def legend(width: int = WIDTH) -> str:
-    return textwrap.fill(LEGEND, width)
+    label = max(len(column) for column, _ in LEGEND)
+    lines = ["Columns:"]
+    for column, meaning in LEGEND:
+        lines += textwrap.wrap(
+            meaning,
+            width,
+            initial_indent=f"  {column:<{label}}  ",
+            subsequent_indent=" " * (label + 4),
+        )
+    return "\n".join(lines)
 
 
 def fit(text: str, width: int = WIDTH) -> str:

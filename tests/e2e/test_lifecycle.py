@@ -28,5 +28,6 @@ def test_make_demo_meets_every_outcome_and_leaves_nothing_running() -> None:
     assert re.search(r"^Total \d+\.\d s$", demo.stdout, re.M), output
     # Fits a 100-column terminal, explains its columns, and says what it does while starting.
     assert max(len(line) for line in demo.stdout.splitlines()) <= 100, output
-    assert "tok = " in demo.stdout and "sts = " in demo.stdout, output
+    assert re.search(r"^  tok +\S", demo.stdout, re.M), output
+    assert re.search(r"^  sts +\S", demo.stdout, re.M), output
     assert len(re.findall(r"^ +\d+\.\d s  function host \S+ ready", demo.stdout, re.M)) >= 12
