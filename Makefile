@@ -6,14 +6,16 @@ PY     := $(VENV)/bin/python
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup test lint bench package demo verify preflight diagram clean
+.PHONY: setup test lint bench package demo verify preflight diagram readme-diagram clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt function_src/requirements.txt
+	@echo "setup: installing the pinned Python packages into $(VENV) (first time: about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
+	@echo "setup: installing Azurite from npm into node_modules (first time: about 30 s)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -23,7 +25,9 @@ lint: $(PY_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# conftest.py prints each tier's name as it starts and a line per tier (tests, seconds) at the end.
 test: setup lint
+	@echo "test: every tier (about 7 minutes on 2 cores; \`make demo\` is the 30-second tour)"
 	$(PY) -m pytest
 
 bench: setup
@@ -44,8 +48,14 @@ verify: $(PY_STAMP)
 preflight: $(PY_STAMP)
 	$(PY) -m preflight $(PREFLIGHT_ARGS)
 
-# The trust chain of Pulumi.dev.yaml, drawn from the program under mocks, into README.md.
+# The trust chain your stack's config would deploy, drawn from the program under mocks (no cloud):
+# `make diagram` for Pulumi.dev.yaml, `make diagram STACK=prod` for Pulumi.prod.yaml.
+STACK ?= dev
 diagram: $(PY_STAMP)
+	$(PY) -m localcloud.diagram --stack-config Pulumi.$(STACK).yaml
+
+# README.md's picture, drawn for the fixed example docs/examples/Pulumi.example.yaml.
+readme-diagram: $(PY_STAMP)
 	$(PY) -m localcloud.diagram --readme README.md
 
 clean:

@@ -2,7 +2,7 @@
 
 Two Flex Consumption function apps (system- and user-assigned identity) read Azure Blob Storage
 with Entra RBAC and S3 through an IAM role that trusts only their Entra tokens. README.md has
-the picture; DESIGN.md the reasons.
+the picture; docs/design.md the reasons.
 """
 
 from pathlib import Path
@@ -92,7 +92,8 @@ monitoring = Monitoring(
 monitoring.audit_blob_service("data-blob-audit", data_storage.account_id)
 
 # The federation app and the OIDC provider: this stack's own (standalone, the default), or a
-# foundation's shared by every environment of the tenant (DESIGN.md section 6b).
+# foundation's shared by every environment of the tenant
+# (docs/design.md "Teams: a foundation and environments").
 federation: FederationApp | SharedFederation
 provider_arn: pulumi.Input[str] | None = None
 if settings.foundation:

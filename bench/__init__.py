@@ -1,4 +1,4 @@
-"""Benchmarks behind `make bench` (DESIGN.md section 7): numbers, not timed tests.
+"""Benchmarks behind `make bench` (docs/design.md "Benchmarks"): numbers, not timed tests.
 
 Each module listed in `bench.__main__.BENCHES` has `run() -> dict[str, float]`; the runner
 prints one `name: value` line per entry.

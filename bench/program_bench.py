@@ -1,5 +1,5 @@
-"""The Pulumi program under mocks with many trusted identities (DESIGN.md section 7: "the mocked
-program with 50 identities runs in seconds and grows linearly").
+"""The Pulumi program under mocks with many trusted identities (docs/design.md "Benchmarks":
+the mocked program with 50 identities runs in seconds and grows linearly).
 
 - program_2_identities_s: median wall time of `run_program()` with the program's own two
   identities (SAMI and UAMI);

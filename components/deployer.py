@@ -7,7 +7,7 @@ managed identity would then fail `pulumi up`. So the type is looked up in Entra 
 `crosscloud:deployerPrincipalType`, and never left to the SDK's default.
 
 The lookup asks only for the deployer's own object, which needs no Graph permission beyond what
-the README already lists:
+docs/permissions.md already lists:
 - first as a service principal, `azuread.get_service_principal(object_id=...)`: Graph
   `GET /servicePrincipals/{id}` (terraform-provider-azuread v3.x,
   internal/services/serviceprincipals/service_principal_data_source.go: a GET by id, then a GET
@@ -60,7 +60,7 @@ def _lookup_failed(object_id: str, why: str) -> DeployerLookupError:
         f"cannot tell whether the deploying principal {object_id} is a user or a service "
         f"principal: {why}. Set {OVERRIDE_KEY} to User or ServicePrincipal "
         f"(`pulumi config set {OVERRIDE_KEY} ServicePrincipal` for CI) to skip the lookup; "
-        "see README, Prerequisites."
+        'see docs/permissions.md, "The deployer of a stack".'
     )
 
 

@@ -3,7 +3,7 @@
 Pure functions over plain values (wrap them in `Output.apply` at the call site), so the Pulumi
 program, the local cloud's STS front and the policy pack all agree on the exact same strings.
 
-Facts behind them (DESIGN.md section 3):
+Facts behind them (docs/design.md "Audience and token version" and "The AWS trust policy"):
 - Entra v1 access tokens carry `iss = https://sts.windows.net/{tenant}/` - with the trailing slash.
   The IAM OIDC provider URL must equal `iss`, and IAM names its condition keys after the provider
   URL without the scheme: `sts.windows.net/{tenant}/:aud` and `...:sub`.

@@ -4,7 +4,7 @@ The federation application (identifier URI = the audience, app role `AssumeAWSRo
 service principal with assignment required) and, in every AWS account of
 `crosscloud:awsAccounts`, the IAM OIDC provider for the tenant's issuer. Environments (the root
 project with `crosscloud:foundation`) read the outputs below through a StackReference.
-README.md "Teams and many AWS accounts" has the picture and the order of operations.
+docs/teams.md has the picture and the order of operations; docs/permissions.md who needs what.
 """
 
 import sys

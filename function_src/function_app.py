@@ -1,5 +1,5 @@
 """Azure Functions app (Python v2 model): read one container and one bucket with the app's
-managed identity only. Routes and answers: DESIGN.md section 4."""
+managed identity only. Routes and answers: docs/design.md "The function's contract"."""
 
 from __future__ import annotations
 

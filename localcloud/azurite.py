@@ -1,7 +1,7 @@
 """Azurite's Blob service on 127.0.0.1 over HTTPS with OAuth, started and stopped by its owner.
 
-Facts (DESIGN.md section 5): `--oauth basic` needs HTTPS; Azurite then accepts bearer tokens whose
-`iss` starts with `https://sts.windows.net/` and whose `aud` is a storage audience, without
+Facts (docs/design.md "Emulators"): `--oauth basic` needs HTTPS; Azurite then accepts bearer tokens
+whose `iss` starts with `https://sts.windows.net/` and whose `aud` is a storage audience, without
 checking the signature. `--skipApiVersionCheck` lets newer SDKs talk to it and
 `--inMemoryPersistence` leaves nothing on disk.
 

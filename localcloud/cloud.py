@@ -36,7 +36,7 @@ import socket
 import ssl
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -123,12 +123,15 @@ class LocalCloud:
         extra_apps: Sequence[ExtraApp] = (),
         neighbours: Mapping[str, World] | None = None,
         package: BuiltPackage | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         """`neighbours`: other environment stacks on the same foundation as `world` (same
         tenant, audience and OIDC provider), by environment name. Their apps run as
         `{name}-{kind}`, their roles and buckets sit beside this world's in the one local AWS
         account, and the one Azurite account stands in for each environment's data account.
-        `package`: the deployment package every host runs (default: `local_package()`)."""
+        `package`: the deployment package every host runs (default: `local_package()`).
+        `progress`: called with a short line at each start-up step (`make demo` prints them: a
+        start takes several seconds)."""
         self.world = world
         self.neighbours = dict(neighbours or {})
         for name, other in self.neighbours.items():
@@ -143,6 +146,7 @@ class LocalCloud:
                 )
         self.plans = app_plans(world, extra_apps, self.neighbours)
         self._package = package
+        self._progress = progress or (lambda step: None)
         self.package: BuiltPackage
         self._stack = ExitStack()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -176,8 +180,10 @@ class LocalCloud:
         self._workdir = tempfile.TemporaryDirectory(prefix="localcloud-")
         workdir = Path(self._workdir.name)
         self.tls = tls = make_tls_files(workdir / "tls")
+        self._progress("deployment package: built from function_src unless cached (.build/)")
         self.package = self._package or local_package()
         app_root = unpack(self.package.path, workdir / "wwwroot")
+        self._progress(f"deployment package unpacked ({self.package.path.name})")
 
         # Everything is wired before anything starts (ports are picked in the constructors), so
         # the slow parts - Azurite's Node start and the hosts' imports - overlap with the rest.
@@ -228,18 +234,22 @@ class LocalCloud:
         for host in self.hosts.values():
             stack.callback(host.stop)
             host.launch(tls)
+        self._progress(f"{len(self.hosts)} function hosts launched: each imports the app")
         stack.callback(azurite.stop)
         with ThreadPoolExecutor(max_workers=1) as pool:
             azurite_up = pool.submit(azurite.start)
             stack.enter_context(entra)
             stack.enter_context(self.aws)
             self._operator_aws = seed_aws(self.aws, world, self._worlds())
+            self._progress("fake Entra up; STS front + moto up, role and bucket seeded")
             azurite_up.result()
         stack.enter_context(self.gate)
         self._seed_blobs(deployer)
         stack.enter_context(self.arm)
-        for host in self.hosts.values():
+        self._progress("Azurite + RBAC gate up, sample blobs uploaded; fake ARM up")
+        for ready, host in enumerate(self.hosts.values(), start=1):
             host.wait_ready()
+            self._progress(f"function host {host.name} ready ({ready}/{len(self.hosts)})")
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; safe to call twice."""

@@ -15,7 +15,7 @@ import sys
 import textwrap
 import time
 
-from localcloud import teams
+from localcloud import demo_table, teams
 from localcloud.cloud import LocalCloud, leftovers
 from localcloud.scenarios import EXTRA_APPS, WHO, Outcome, run
 from localcloud.world import World, teams_worlds, world_from_program
@@ -50,32 +50,8 @@ def describe_world(world: World, seconds: float) -> str:
 
 
 def table(outcomes: list[Outcome], who: dict[str, str] = WHO) -> str:
-    header = ("", "who", "what", "expected", "got", "tok", "sts", "ms")
-    rows = [header] + [
-        (
-            "ok" if o.met else "FAIL",
-            who.get(o.case.app, o.case.app),
-            o.case.what,
-            o.case.expected,
-            o.got,
-            str(o.tokens),
-            str(o.sts),
-            f"{o.reply.ms:.0f}",
-        )
-        for o in outcomes
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    numeric = {5, 6, 7}
-
-    def line(row: tuple[str, ...]) -> str:
-        cells = [
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        return "  ".join(cells).rstrip()
-
-    rule = tuple("-" * w for w in widths)
-    return "\n".join([line(rows[0]), line(rule), *(line(r) for r in rows[1:])])
+    """The outcomes as a table no wider than `demo_table.WIDTH` (localcloud/demo_table.py)."""
+    return demo_table.render([demo_table.row_of(o, who) for o in outcomes])
 
 
 def explanations(outcomes: list[Outcome]) -> str:
@@ -84,7 +60,7 @@ def explanations(outcomes: list[Outcome]) -> str:
         if outcome.reply.status >= 500 and outcome.hint:
             lines += textwrap.wrap(
                 outcome.hint,
-                width=110,
+                width=demo_table.WIDTH,
                 initial_indent=f"  {outcome.case.app}: ",
                 subsequent_indent="    ",
             )
@@ -119,66 +95,82 @@ def _stop_report(ports: list[int], process_count: int) -> tuple[str, bool]:
     )
 
 
+def say(text: str = "") -> None:
+    """Print `text` fitted to the demo's width, at once (the demo runs for about half a minute)."""
+    print(demo_table.fit(text), flush=True)
+
+
+def progress(started: float):
+    """A `LocalCloud` progress callback: one indented line per start-up step, with the time."""
+
+    def report(step: str) -> None:
+        say(f"  {time.perf_counter() - started:5.1f} s  {step}")
+
+    return report
+
+
 def teams_part() -> tuple[int, int]:
     """Foundation + dev + prod on one local cloud: (expected outcomes met, outcomes)."""
     started = time.perf_counter()
     worlds = teams_worlds()
-    print("\n" + teams.describe(worlds, time.perf_counter() - started), flush=True)
-    cloud = teams.start(worlds)
+    say("\n" + teams.describe(worlds, time.perf_counter() - started))
+    say("\nStarting the teams' local cloud:")
+    cloud = teams.start(worlds, progress=progress(time.perf_counter()))
     with cloud:
-        print(
-            f"\nLocal cloud up in {cloud.startup_s:.1f} s: one federation app and one OIDC "
-            f"provider, {len(worlds)} environments, {len(cloud.hosts)} function hosts\n",
-            flush=True,
+        say(
+            f"Local cloud up in {cloud.startup_s:.1f} s: one federation app and one OIDC "
+            f"provider, {len(worlds)} environments, {len(cloud.hosts)} function hosts\n"
         )
         outcomes = teams.run(cloud)
-        print(table(outcomes, teams.WHO))
-        print()
-        print(explanations(outcomes))
+        say(table(outcomes, teams.WHO))
+        say()
+        say(explanations(outcomes))
         ports = cloud.listening_ports()
         process_count = len(cloud.hosts) + 1
     report, clean = _stop_report(ports, process_count)
-    print(report)
+    say(report)
     return sum(o.met for o in outcomes) + clean, len(outcomes) + 1
 
 
 def main() -> int:
     started = time.perf_counter()
-    print("make demo: the real function code through the real trust chain on 127.0.0.1\n")
+    say("make demo: the real function code through the real trust chain on 127.0.0.1\n")
     world = world_from_program()
     program_s = time.perf_counter() - started
-    print(describe_world(world, program_s), flush=True)
+    say(describe_world(world, program_s))
 
-    cloud = LocalCloud(world, extra_apps=EXTRA_APPS)
+    say("\nStarting the local cloud (most of it: each function host importing the app):")
+    cloud = LocalCloud(world, extra_apps=EXTRA_APPS, progress=progress(time.perf_counter()))
     with cloud:
-        print(
-            f"\nLocal cloud up in {cloud.startup_s:.1f} s: fake Entra, STS front + moto (auth "
-            f"mode), Azurite + RBAC gate, fake ARM, {len(cloud.hosts)} function hosts\n",
-            flush=True,
+        say(
+            f"Local cloud up in {cloud.startup_s:.1f} s: fake Entra, STS front + moto (auth "
+            f"mode), Azurite + RBAC gate, fake ARM, {len(cloud.hosts)} function hosts\n"
         )
         calls_started = time.perf_counter()
         outcomes = run(cloud)
         calls_s = time.perf_counter() - calls_started
-        print(table(outcomes))
-        print()
-        print(explanations(outcomes))
-        print()
-        print(fake_counts(cloud))
+        say(demo_table.legend())
+        say()
+        say(table(outcomes))
+        say()
+        say(explanations(outcomes))
+        say()
+        say(fake_counts(cloud))
         ports = cloud.listening_ports()
         process_count = len(cloud.hosts) + 1  # the hosts and Azurite
         stop_started = time.perf_counter()
     stop_s = time.perf_counter() - stop_started
     report, clean = _stop_report(ports, process_count)
-    print(
+    say(
         f"Timings: program {program_s:.1f} s, start {cloud.startup_s:.1f} s, "
         f"{len(outcomes)} calls {calls_s:.1f} s, stop {stop_s:.1f} s"
     )
-    print(report)
+    say(report)
     met, total = sum(o.met for o in outcomes) + clean, len(outcomes) + 1
     teams_met, teams_total = teams_part()
     met, total = met + teams_met, total + teams_total
-    print(f"Total {time.perf_counter() - started:.1f} s")
-    print(f"demo: {met}/{total} expected outcomes")
+    say(f"Total {time.perf_counter() - started:.1f} s")
+    say(f"demo: {met}/{total} expected outcomes")
     return 0 if met == total else 1
 
 

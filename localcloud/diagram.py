@@ -1,4 +1,4 @@
-"""`make diagram`: the trust chain the current config would deploy, as a Mermaid flowchart.
+"""`make diagram`: the trust chain a stack's config would deploy, as a Mermaid flowchart.
 
 The program runs under mocks (localcloud/mocked_program.py, no cloud) with the stack's config;
 the picture is drawn from what it registered, by resource type, so it shows what would really be
@@ -6,7 +6,12 @@ trusted: which identities hold the federation app's role, which `sub`s the IAM r
 which store each identity can read, and where telemetry and audit logs go. Mock ids are
 name-based UUIDs, so the same config always draws the same diagram.
 
-    python -m localcloud.diagram [--stack-config Pulumi.dev.yaml] [--readme README.md]
+    python -m localcloud.diagram [--stack-config Pulumi.dev.yaml]    # your stack, to stdout
+    python -m localcloud.diagram --readme README.md                   # the example, into README
+
+README.md shows the fixed example configuration (docs/examples/Pulumi.example.yaml), not
+Pulumi.dev.yaml: a user's own stack file changes what `make diagram` prints, never the README or
+the test that keeps the README current.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import yaml
 from components.azure_roles import AzureRole
 from localcloud.mocked_program import REPO, ProgramRun, Registered, run_program
 
-BEGIN = "<!-- trust-diagram:begin (make diagram) -->"
+BEGIN = "<!-- trust-diagram:begin (make readme-diagram) -->"
+EXAMPLE_STACK = REPO / "docs" / "examples" / "Pulumi.example.yaml"
+"""The configuration README.md's diagram is drawn for."""
 END = "<!-- trust-diagram:end -->"
 
 WEB_APP = "azure-native:web:WebApp"
@@ -110,7 +117,7 @@ def draw(run: ProgramRun) -> str:
 
     out = [
         "flowchart LR",
-        "  %% Drawn by `make diagram` from the program under mocks: ids and names are the",
+        "  %% Drawn by localcloud/diagram.py from the program under mocks: ids and names are the",
         "  %% mocks' stand-ins; the edges are what the config would deploy.",
     ]
     graph.lines.append("  subgraph Azure")
@@ -206,9 +213,16 @@ def embedded(readme: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack-config", type=Path, default=REPO / "Pulumi.dev.yaml")
+    parser.add_argument(
+        "--stack-config",
+        type=Path,
+        help="the stack file to draw (default: Pulumi.dev.yaml; with --readme, the example "
+        "docs/examples/Pulumi.example.yaml)",
+    )
     parser.add_argument("--readme", type=Path, help="replace the diagram embedded in this file")
     args = parser.parse_args(argv)
+    if args.stack_config is None:
+        args.stack_config = EXAMPLE_STACK if args.readme else REPO / "Pulumi.dev.yaml"
     diagram = draw(run_program(stack_config(args.stack_config)))
     if args.readme is None:
         sys.stdout.write(diagram)

@@ -4,7 +4,8 @@ A WSGI middleware sits in front of moto's own app, inside the server thread that
 count is what the server actually received (not what a client believes it sent), and the
 injected latency is paid by every client the way a network round trip would be.
 
-Known emulator limits (DESIGN.md section 5): moto's `AssumeRoleWithWebIdentity` accepts any token
+Known emulator limits (docs/design.md "Emulators"): moto's `AssumeRoleWithWebIdentity` accepts any
+token
 and ignores the role's trust policy. `sts_guard` is the hook for something that checks what AWS
 checks (a test's trust check, or the local cloud's STS front): it sees the request parameters and
 may refuse with an AWS-shaped error before moto answers. moto's backends and its auth switch

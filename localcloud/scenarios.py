@@ -66,11 +66,11 @@ class Case:
 
     @property
     def what(self) -> str:
-        query = "".join(f"?{k}={v}" for k, v in self.params.items())
-        return (
-            f"/api/{self.route}{query}"
-            + (" (warm)" if self.warm else "")
-            + (" without key" if self.key is None else "")
+        """The call in short: the route under /api/, its query values, and how it differs."""
+        return " ".join(
+            [self.route, *self.params.values()]
+            + (["(warm)"] if self.warm else [])
+            + (["without key"] if self.key is None else [])
         )
 
     @property

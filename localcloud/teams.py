@@ -18,6 +18,7 @@ the other way round) is refused by STS with AccessDenied.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from localcloud.cloud import ExtraApp, LocalCloud, Reply
 from localcloud.scenarios import Case, Outcome, run_case
@@ -53,13 +54,17 @@ def extra_apps(worlds: dict[str, World]) -> tuple[ExtraApp, ...]:
     )
 
 
-def start(worlds: dict[str, World] | None = None) -> LocalCloud:
-    """A (not yet started) local cloud for the foundation and both environments."""
+def start(
+    worlds: dict[str, World] | None = None, progress: Callable[[str], None] | None = None
+) -> LocalCloud:
+    """A (not yet started) local cloud for the foundation and both environments; `progress` as
+    in `LocalCloud`."""
     worlds = worlds or teams_worlds()
     return LocalCloud(
         worlds[PRIMARY],
         extra_apps=extra_apps(worlds),
         neighbours={NEIGHBOUR: worlds[NEIGHBOUR]},
+        progress=progress,
     )
 
 

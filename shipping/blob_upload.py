@@ -2,8 +2,8 @@
 
 The data account has shared key access off, and `azure_native.storage.Blob` signs with account
 keys (KeyBasedAuthenticationNotPermitted), so sample blobs go up through the data plane with the
-deployer's own Entra identity (DESIGN.md "uploads with shared key off"): azure-storage-blob with
-DefaultAzureCredential, fetched at create/update/delete time, never an input or output. The
+deployer's own Entra identity (docs/design.md "Uploads with shared key off"): azure-storage-blob
+with DefaultAzureCredential, fetched at create/update/delete time, never an input or output. The
 deployer needs Storage Blob Data Contributor on the account; a fresh assignment takes minutes to
 apply, so 401/403 are retried with bounded backoff before failing with a message naming the role.
 """

@@ -1,6 +1,6 @@
 """The function app's deployment package: a deterministic zip, cached by what goes into it.
 
-Layout (what the Python worker on Flex Consumption loads, DESIGN.md "code deployment"):
+Layout (what the Python worker on Flex Consumption loads, docs/design.md "Code deployment"):
 `function_app.py`, `host.json`, `requirements.txt` and the app's own modules at the root, and the
 dependencies, installed for Linux x86_64 and the app's Python, under
 `.python_packages/lib/site-packages`. One Deploy runs with `RemoteBuild=false`, so nothing is

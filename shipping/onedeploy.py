@@ -2,7 +2,7 @@
 
 Protocol, as the tools Microsoft ships do it for Flex (zip deploy and WEBSITE_RUN_FROM_PACKAGE
 are not supported there, and uploading a blob into the deployment container does not deploy;
-DESIGN.md "code deployment"):
+docs/design.md "Code deployment"):
 
 - `POST https://{scm host}/api/publish?RemoteBuild=false` with the zip as body,
   `Content-Type: application/zip`, `Accept: application/json` and `Authorization: Bearer <ARM
@@ -33,7 +33,7 @@ DESIGN.md "code deployment"):
 
 The ARM token (scope https://management.azure.com/.default) is fetched with azure-identity at
 create/update time and never becomes an input, output, log line or exception text: in inputs it
-would sit in Pulumi state and force a diff on every run (DESIGN.md "credentials in providers").
+would sit in Pulumi state and force a diff on every run (docs/design.md "Credentials in providers").
 The deployer needs Website Contributor (or Contributor) on the app; a fresh assignment takes
 minutes to apply, so 401/403 on the publish are retried with bounded backoff before failing with
 a message that names the role. Every request has a timeout, every answer is read up to a bound.
@@ -519,8 +519,8 @@ def scm_host(host_name_ssl_states: Sequence[Any]) -> str:
     """The SCM (Kudu) host name of an app: its `host_name_ssl_states` entry of type Repository.
 
     Apps may get unique default host names, so `{name}.scm.azurewebsites.net` is not always
-    right (DESIGN.md "SCM host for One Deploy"); azd's `functionAppRepositoryHost` reads the same
-    entry (Azure/azure-dev `cli/azd/pkg/azapi/function_app.go`).
+    right (docs/design.md "SCM host for One Deploy"); azd's `functionAppRepositoryHost` reads the
+    same entry (Azure/azure-dev `cli/azd/pkg/azapi/function_app.go`).
 
     The SDK hands `HostNameSslStateResponse` objects: a dict subclass whose item access by the
     wire name (`["hostType"]`, `.get("hostType")`) logs "Key 'hostType' not found in

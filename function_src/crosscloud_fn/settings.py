@@ -1,4 +1,4 @@
-"""App settings -> one validated, immutable `Settings` (DESIGN.md section 4).
+"""App settings -> one validated, immutable `Settings` (docs/design.md "The function's contract").
 
 Everything comes from the environment the platform controls, never from the request: the seed
 let an anonymous caller choose the role ARN and the audience (a confused deputy).

@@ -8,7 +8,8 @@ that raise `UnknownValueError` when a value is not known yet (during preview), s
 `Mapping`/`Sequence`, never `dict`/`list`, and let that error through unless a rule says why it
 can decide without the value.
 
-Facts behind the rules live in DESIGN.md section 3; the trust-policy shape in components/trust.py.
+Facts behind the rules live in docs/design.md "Decisions"; the trust-policy shape in
+components/trust.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tier 3 (DESIGN.md section 5): the local cloud end to end, started once for this package.
+"""The end-to-end tier (docs/design.md "Tests"): the local cloud end to end, started once for this
+package.
 
 Package scope, not session: moto's backends and auth switch are process-wide, so the cloud must
 be stopped (and moto left as found) before the function tier starts its own moto server.

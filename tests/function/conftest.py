@@ -1,4 +1,5 @@
-"""Tier 2 (DESIGN.md section 5): the real function code and real SDKs against loopback fakes.
+"""The function tier (docs/design.md "Tests"): the real function code and real SDKs against
+loopback fakes.
 
 Started once per session: the fake Entra (MI endpoint + JWKS), moto's server (STS + S3 + IAM),
 Azurite over HTTPS with OAuth behind `BlobGate` (signature check + data-role RBAC). Each test

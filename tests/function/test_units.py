@@ -165,7 +165,7 @@ def test_a_key_prefix_that_is_not_a_plain_folder_is_refused(prefix: str) -> None
 )
 def test_answers_stay_bounded_for_text_that_grows_when_escaped(data: bytes) -> None:
     """JSON writes tab, CR and LF as two characters each: 1 MiB of newlines as text would be a
-    2 MiB answer, past the ~1.4x bound (DESIGN.md section 4)."""
+    2 MiB answer, past the ~1.4x bound (docs/design.md "The function's contract")."""
     import json
 
     from crosscloud_fn.readers import describe

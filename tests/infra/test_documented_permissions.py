@@ -1,11 +1,12 @@
-"""README "What the deploying identity needs" grants what a real `pulumi up` (and destroy) asks.
+"""docs/permissions.md, the one document of permissions, grants what a real `pulumi up` (and
+destroy) asks.
 
 Mocks need no permission; AWS and ARM refuse whatever the deployer lacks, half-way through an
 update. Each resource type the program creates is mapped to the IAM actions its provider calls
 (terraform-provider-aws, internal/service/s3 and internal/service/iam: create, read, update of
-tags, delete), and every Azure role it assigns must be among the roles the README tells teams to
-allow the deployer to assign. A type missing from the table below fails the test on purpose:
-document its permissions, then add it here.
+tags, delete), and every Azure role it assigns must be among the roles docs/permissions.md tells
+teams to allow the deployer to assign. A type missing from the table below fails the test on
+purpose: document its permissions, then add it here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from components.azure_roles import AzureRole
 from localcloud.mocked_program import TENANT_ID, ProgramRun, run_program
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+PERMISSIONS = REPO / "docs" / "permissions.md"
 
 AWS_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:s3/bucket:Bucket": (
@@ -88,8 +90,8 @@ ROLE_NAMES = {
 }
 
 
-def readme_row(starts_with: str) -> str:
-    (row,) = [line for line in README.read_text().splitlines() if line.startswith(starts_with)]
+def permissions_row(starts_with: str) -> str:
+    (row,) = [line for line in PERMISSIONS.read_text().splitlines() if line.startswith(starts_with)]
     return row
 
 
@@ -98,7 +100,7 @@ def documented_actions(row: str) -> set[str]:
 
 
 def test_the_aws_row_lists_every_action_the_program_needs(any_run: ProgramRun):
-    documented = documented_actions(readme_row("| AWS account |"))
+    documented = documented_actions(permissions_row("| AWS account |"))
     types = {r.type for r in any_run.resources if r.custom and r.type.startswith("aws:")}
     undocumented = sorted(t for t in types if t not in AWS_ACTIONS)
     assert undocumented == [], "document the permissions of these types, then add them above"
@@ -108,7 +110,7 @@ def test_the_aws_row_lists_every_action_the_program_needs(any_run: ProgramRun):
 
 def test_every_tag_action_has_its_untag_action():
     # Removing a key from crosscloud:tags untags it; without Untag* that update fails.
-    for row in (readme_row("| AWS account |"), readme_row("| | each listed account's")):
+    for row in (permissions_row("| AWS account |"), permissions_row("| | each listed account's")):
         actions = documented_actions(row)
         for action in actions:
             if action.startswith("iam:Tag"):
@@ -116,7 +118,7 @@ def test_every_tag_action_has_its_untag_action():
 
 
 def test_the_rbac_row_names_every_role_the_program_assigns(any_run: ProgramRun):
-    row = readme_row("| same scope | **Role Based Access Control Administrator**")
+    row = permissions_row("| same scope | **Role Based Access Control Administrator**")
     assigned = {
         AzureRole(r.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
         for r in any_run.of_type("azure-native:authorization:RoleAssignment")
@@ -131,7 +133,7 @@ def test_the_adopting_guides_rbac_condition_admits_every_role_the_program_assign
     # docs/adopting.md constrains the deploy identity's RBAC administrator with an ABAC condition
     # on the role definition GUIDs; ARM refuses (AuthorizationFailed) an assignment of any other
     # role, half-way through `pulumi up`.
-    guide = (README.parent / "docs" / "adopting.md").read_text()
+    guide = (REPO / "docs" / "adopting.md").read_text()
     (roles,) = re.findall(r'^ROLES="([^"]*)"$', guide, flags=re.MULTILINE)
     allowed = {guid.strip() for guid in roles.split(",")}
     assigned = {
@@ -157,6 +159,23 @@ def test_the_preview_role_may_read_an_existing_provider():
         },
     )
     assert "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider" in run.invokes
-    guide = (README.parent / "docs" / "adopting.md").read_text()
+    guide = PERMISSIONS.read_text()
     (preview,) = [p for p in guide.split("\n- ") if p.startswith("**preview**")]
     assert "`iam:GetOpenIDConnectProvider`" in preview
+
+
+GRAPH_PERMISSION = re.compile(
+    r"\b(?:Application|AppRoleAssignment|Directory)\.[A-Za-z]+\.[A-Za-z]+\b"
+)
+
+
+def test_the_example_foundation_stack_names_the_graph_permission_the_documents_name():
+    # The program makes the deployer owner of the app and its service principal, so a service
+    # principal deploying the foundation needs Application.ReadWrite.OwnedBy, not .All (azuread
+    # application docs: OwnedBy with the deployer among `owners`).
+    foundation_row = permissions_row("| 1. `pulumi up` in `foundation/` |")
+    stack_file = (REPO / "foundation" / "Pulumi.shared.yaml").read_text()
+    assert set(GRAPH_PERMISSION.findall(stack_file)) == {"Application.ReadWrite.OwnedBy"}
+    assert set(GRAPH_PERMISSION.findall(foundation_row)) == {"Application.ReadWrite.OwnedBy"}
+    documents = [PERMISSIONS, REPO / "docs" / "adopting.md", REPO / "README.md"]
+    assert not [d.name for d in documents if "Application.ReadWrite.All" in d.read_text()]

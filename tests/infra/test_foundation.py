@@ -291,12 +291,12 @@ def test_a_typo_names_the_nearest_foundation_key():
     assert "did you mean crosscloud:awsAccounts?" in str(error.value)
 
 
-def test_the_example_stack_and_readme_ask_for_the_same_graph_permission():
+def test_the_example_stack_and_the_permissions_document_ask_for_the_same_graph_permission():
     """Application.ReadWrite.OwnedBy suffices because the deployer is made owner of the app
     (see test_the_app_is_the_hardened_federation_app): the azuread provider's
     azuread_application docs require exactly that for OwnedBy. ReadWrite.All would be more."""
     example = (FOUNDATION / "Pulumi.shared.yaml").read_text()
-    readme = (FOUNDATION.parent / "README.md").read_text()
+    readme = (FOUNDATION.parent / "docs" / "permissions.md").read_text()
     assert "Application.ReadWrite.OwnedBy" in example
     assert "Application.ReadWrite.All" not in example
     assert "Application.ReadWrite.OwnedBy" in readme

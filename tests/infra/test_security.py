@@ -1,4 +1,4 @@
-"""Security invariants of DESIGN.md section 3, asserted over every resource of each type."""
+"""Security invariants of docs/design.md "Decisions", asserted over every resource of each type."""
 
 from __future__ import annotations
 

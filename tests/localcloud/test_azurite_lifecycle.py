@@ -136,11 +136,13 @@ def test_stop_is_prompt_and_leaves_nothing(tls: TlsFiles, reap: list[int]) -> No
     reap.append(pid)
     serve_one_request(azurite, tls)  # from now on Azurite ignores SIGTERM
 
-    started = time.monotonic()
+    process = azurite._process
+    assert process is not None
     azurite.stop()
-    elapsed = time.monotonic() - started
 
-    assert elapsed < 1.5, f"stop() took {elapsed:.2f} s"
+    # Killed, not asked: a SIGTERM would be ignored now and stop() would wait on it. Asserting
+    # how it ended, not how long it took, holds on a busy machine too.
+    assert process.returncode == -signal.SIGKILL
     assert azurite.pid is None
     # stop() waited for the process, so it and its listener are gone already.
     assert not running(pid)
@@ -152,10 +154,10 @@ def test_start_fails_fast_when_azurite_exits(tls: TlsFiles) -> None:
     # Bound but not listening: Azurite's listen fails (EADDRINUSE) and nothing accepts meanwhile.
     with socket.socket() as taken:
         taken.bind((LOOPBACK, azurite.port))
-        started = time.monotonic()
         try:
+            # "exited" (a RuntimeError), not wait_for_port's TimeoutError after 30 s: start()
+            # noticed the dead process instead of waiting out its deadline.
             with pytest.raises(RuntimeError, match="exited"):
                 azurite.start()
         finally:
             azurite.stop()
-    assert time.monotonic() - started < 15

@@ -1,5 +1,6 @@
-"""`make diagram`: the README's trust-chain picture is what the program would deploy for
-Pulumi.dev.yaml, and the picture follows the program (a change of trust changes the drawing)."""
+"""`make diagram`: the README's trust-chain picture is what the program would deploy for the fixed
+example configuration (docs/examples/Pulumi.example.yaml, never the user's own Pulumi.dev.yaml),
+and the picture follows the program (a change of trust changes the drawing)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,39 @@ EXTRA = "0f0e0d0c-0b0a-4909-8807-060504030201"
 
 @pytest.fixture(scope="module")
 def dev_diagram() -> str:
-    return diagram.draw(run_program(diagram.stack_config(REPO / "Pulumi.dev.yaml")))
+    return diagram.draw(run_program(diagram.stack_config(diagram.EXAMPLE_STACK)))
 
 
-def test_readme_embeds_what_make_diagram_draws_for_the_dev_stack(dev_diagram: str) -> None:
+def test_readme_embeds_what_make_diagram_draws_for_the_example_stack(dev_diagram: str) -> None:
     embedded = diagram.embedded((REPO / "README.md").read_text())
     assert embedded is not None, "README.md lost its trust-diagram block"
-    assert embedded == dev_diagram, "README.md's diagram is stale: run `make diagram`"
+    assert embedded == dev_diagram, "README.md's diagram is stale: run `make readme-diagram`"
+
+
+def test_the_readme_diagram_does_not_depend_on_the_users_stack_file(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, dev_diagram: str
+) -> None:
+    # A user's edited Pulumi.dev.yaml (here: another prefix and region) is what `make diagram`
+    # prints, while the README's copy is refreshed from the fixed example only.
+    edited = tmp_path / "Pulumi.dev.yaml"
+    edited.write_text("config:\n  crosscloud:prefix: mine\n  crosscloud:awsRegion: us-east-2\n")
+    monkeypatch.setattr(diagram, "REPO", tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{diagram.BEGIN}\nold\n{diagram.END}\n")
+    assert diagram.main(["--readme", str(readme)]) == 0
+    assert diagram.embedded(readme.read_text()) == dev_diagram
+
+
+def test_make_diagram_prints_the_users_own_stack(tmp_path, capsys, dev_diagram: str) -> None:
+    edited = tmp_path / "Pulumi.dev.yaml"
+    edited.write_text("config:\n  crosscloud:prefix: mine\n")
+    assert diagram.main(["--stack-config", str(edited)]) == 0
+    printed = capsys.readouterr().out
+    assert printed != dev_diagram and "mine-dev" in printed
 
 
 def test_drawing_is_deterministic(dev_diagram: str) -> None:
-    again = diagram.draw(run_program(diagram.stack_config(REPO / "Pulumi.dev.yaml")))
+    again = diagram.draw(run_program(diagram.stack_config(diagram.EXAMPLE_STACK)))
     assert again == dev_diagram
 
 
