@@ -7,7 +7,8 @@ from shipping.build import BuiltPackage
 
 DEPLOYMENT = "pulumi-python:dynamic/crosscloud:FlexDeployment"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
-# Monitoring Metrics Publisher (docs/design.md "Seeing and auditing without keys"): telemetry by identity is refused without it.
+# Monitoring Metrics Publisher (docs/design.md "Seeing and auditing without keys"): telemetry by
+# identity is refused without it.
 METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 UPLOAD = "pulumi-python:dynamic/crosscloud:BlobUpload"
 
