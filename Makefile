@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup test lint bench package demo verify diagram clean
+.PHONY: setup test lint bench bench-quick package demo verify diagram clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt function_src/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,14 @@ lint: $(PY_STAMP)
 
 test: setup lint
 	$(PY) -m pytest
+	$(PY) -m bench --quick
 
 bench: setup
 	$(PY) -m bench
+
+# Every bench's code path with a few repetitions (`make test` runs it, so CI does).
+bench-quick: setup
+	$(PY) -m bench --quick
 
 package: $(PY_STAMP)
 	$(PY) -m shipping.build

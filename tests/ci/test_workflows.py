@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shipping import build
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 # A 40-hex commit SHA and the release it is, e.g. `owner/repo@<sha> # v1.2.3`.
@@ -184,3 +186,18 @@ def test_pulumi_cli_matches_the_pinned_sdk(name: str) -> None:
     pin = re.search(r"^pulumi==(\S+)$", (REPO / "requirements.txt").read_text(), re.MULTILINE)
     assert pin, "requirements.txt pins no pulumi version"
     assert str(pulumi_step(name)["pulumi-version"]) == pin.group(1)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_python_the_package_is_built_for_is_set_up(path: Path) -> None:
+    """The builder compiles the package's bytecode with the stack's Python (shipping/bytecode.py):
+    without it the package ships without bytecode (tests skip the deployed version's checks, and
+    `pulumi up` deploys a package that compiles on every cold start)."""
+    [setup] = [
+        s["with"]
+        for s in steps(load(path))
+        if s.get("uses", "").startswith("actions/setup-python@")
+    ]
+    versions = str(setup["python-version"]).split()
+    assert set(build.PYTHON_VERSIONS) <= set(versions)
+    assert build.DEFAULT_PYTHON_VERSION in versions
