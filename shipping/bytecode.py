@@ -16,7 +16,10 @@ same build, the build cache's key covers every source (shipping/build.py `cache_
 source therefore gives a new zip with a new sha256, and One Deploy replaces the whole package
 (shipping/onedeploy.py redeploys exactly when the sha256 changes). Nothing edits files on the
 read-only mount. What must never happen is patching a `.py` inside a built zip by hand: its old
-pyc would still run.
+pyc would still run (tests/shipping/test_bytecode.py shows both). Python looks for the pycs in
+`__pycache__` beside each source unless PYTHONPYCACHEPREFIX moves the cache elsewhere; the
+Functions Python worker does not set it (Azure/azure-functions-python-worker#1665, 2025: the
+maintainers declined to set it by default), and no app setting of this project must.
 
 Finding the target Python, for pythonVersion 3.X: the interpreter named by the environment
 variable `CROSSCLOUD_PYTHON_3_X` (e.g. `CROSSCLOUD_PYTHON_3_12=/opt/python3.12/bin/python3`),

@@ -13,6 +13,7 @@ is checked for the running Python (what the local cloud runs) and for the deploy
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -90,6 +91,35 @@ def test_two_builds_with_bytecode_give_identical_bytes(app: Path, tmp_path: Path
     second = build_package(app, RUNNING, tmp_path / "two")
     assert first.bytecode and not second.from_cache
     assert first.path.read_bytes() == second.path.read_bytes()
+
+
+_PRINT_ANSWER = (
+    "import sys; sys.path[:0] = sys.argv[1:]; import crosscloud_fn.core as c; print(c.ANSWER)"
+)
+
+
+def test_a_changed_source_ships_with_a_new_pyc_that_runs_it(app: Path, tmp_path: Path) -> None:
+    """Unchecked pycs are never compared with their source at import, so a redeploy must never
+    pair a new source with an old pyc: the changed source changes the cache key, the whole
+    package is rebuilt, and its pyc is the new source's."""
+    tag = sys.implementation.cache_tag
+    name = pyc_name("crosscloud_fn/core.py", tag)
+    before = build_package(app, RUNNING, tmp_path / "cache")
+    (app / "crosscloud_fn" / "core.py").write_text("ANSWER = 43\n")
+    after = build_package(app, RUNNING, tmp_path / "cache")
+    assert not after.from_cache and after.sha256 != before.sha256
+    with zipfile.ZipFile(after.path) as archive:
+        assert archive.read(name)[8:16] == importlib.util.source_hash(b"ANSWER = 43\n")
+    root = unpack(after.path, tmp_path / "wwwroot")
+    # What "unchecked" means: a source edited inside the unpacked package is not looked at.
+    (root / "crosscloud_fn" / "core.py").write_text("ANSWER = 0  # not what shipped\n")
+    answer = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", _PRINT_ANSWER, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert answer.stdout.strip() == "43"  # the shipped pyc ran, unchecked against the source
 
 
 # Run by the target interpreter: for every pyc in the zip, its header against what this very
