@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup test lint bench package demo verify preflight diagram readme-diagram clean
+.PHONY: setup test lint bench bench-quick package demo verify preflight diagram readme-diagram clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt function_src/requirements.txt
 	@echo "setup: installing the pinned Python packages into $(VENV) (first time: about 2 minutes)"
@@ -28,10 +28,15 @@ lint: $(PY_STAMP)
 # conftest.py prints each tier's name as it starts and a line per tier (tests, seconds) at the end.
 test: setup lint
 	@echo "test: every tier (about 7 minutes on 2 cores; \`make demo\` is the 30-second tour)"
+	$(PY) -m bench --quick
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) -m bench
+
+# Every bench's code path with a few repetitions (`make test` runs it, so CI does).
+bench-quick: setup
+	$(PY) -m bench --quick
 
 package: $(PY_STAMP)
 	$(PY) -m shipping.build

@@ -51,6 +51,9 @@ BLOB_LATENCY = 0.040
 S3_LATENCY = 0.060
 WARM_REQUESTS = 50
 SAMPLES = 20
+QUICK_WARM_REQUESTS = 10
+QUICK_SAMPLES = 5
+"""`python -m bench --quick` (CI): the same requests, fewer of them."""
 REGION = "eu-west-1"
 BUCKET = "crosscloud-bench"
 CONTAINER = "mycontainer"
@@ -200,7 +203,9 @@ def route_handlers() -> dict[str, Callable[..., Any]]:
     }
 
 
-def run() -> dict[str, float]:
+def run(quick: bool = False) -> dict[str, float]:
+    warm_requests = QUICK_WARM_REQUESTS if quick else WARM_REQUESTS
+    samples = QUICK_SAMPLES if quick else SAMPLES
     with fakes() as f:
         import azure.functions as func
 
@@ -220,22 +225,22 @@ def run() -> dict[str, float]:
         service.replace(None)
         ours()  # cold: one token per audience and one STS call
         f.reset_counts()
-        warm = [timed(ours) for _ in range(WARM_REQUESTS)]
+        warm = [timed(ours) for _ in range(warm_requests)]
         token_calls, sts_calls = f.entra.token_requests, f.aws.web_identity_calls
 
         runtime = service.current()
         sequential = [
             timed(lambda: (runtime.blob.read(OBJECT), runtime.s3.read(OBJECT)))
-            for _ in range(SAMPLES)
+            for _ in range(samples)
         ]
-        seed_style = [timed(lambda: seed_style_read(f)) for _ in range(SAMPLES)]
+        seed_style = [timed(lambda: seed_style_read(f)) for _ in range(samples)]
         service.replace(None)
 
     ours_ms = statistics.median(warm)
     seed_ms = statistics.median(seed_style)
     return {
-        "warm_token_calls_per_request": token_calls / WARM_REQUESTS,
-        "warm_sts_calls_per_request": sts_calls / WARM_REQUESTS,
+        "warm_token_calls_per_request": token_calls / warm_requests,
+        "warm_sts_calls_per_request": sts_calls / warm_requests,
         "seed_style_latency_ms": seed_ms,
         "ours_latency_ms": ours_ms,
         "latency_ratio": seed_ms / ours_ms,

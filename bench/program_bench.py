@@ -23,25 +23,28 @@ from typing import Any
 from localcloud.mocked_program import run_program
 
 RUNS = 3
+QUICK_RUNS = 1
+"""`python -m bench --quick` (CI): one timed run each."""
 EXTRA_IDENTITIES = 50
 
 
-def _median_seconds(config: Mapping[str, Any]) -> float:
+def _median_seconds(config: Mapping[str, Any], runs: int) -> float:
     samples = []
-    for _ in range(RUNS):
+    for _ in range(runs):
         started = time.perf_counter()
         run_program(config)
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
 
 
-def run() -> dict[str, float]:
+def run(quick: bool = False) -> dict[str, float]:
+    runs = QUICK_RUNS if quick else RUNS
     extra = [
         str(uuid.uuid5(uuid.NAMESPACE_OID, f"bench-identity-{n}")) for n in range(EXTRA_IDENTITIES)
     ]
     run_program()
-    two = _median_seconds({})
-    fifty = _median_seconds({"extraPrincipalIds": extra})
+    two = _median_seconds({}, runs)
+    fifty = _median_seconds({"extraPrincipalIds": extra}, runs)
     return {
         "program_2_identities_s": two,
         "program_50_identities_s": fifty,

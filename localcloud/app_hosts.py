@@ -30,7 +30,7 @@ HOST_INTERPRETER = (sys.executable, "-I", "-S", "-B")
 sys.path, the host adds the package's own folders (see localcloud/function_host.py). -B: Flex
 runs the app from its package mounted read-only, where no bytecode can be cached
 (https://learn.microsoft.com/azure/azure-functions/run-functions-from-deployment-package), so
-every cold start compiles, here too."""
+a cold start uses only the bytecode the package carries (shipping/bytecode.py), here too."""
 HOST_READY_TIMEOUT = 60.0
 
 

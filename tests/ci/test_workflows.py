@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shipping import build
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 # A 40-hex commit SHA and the release it is, e.g. `owner/repo@<sha> # v1.2.3`.
@@ -254,3 +256,23 @@ def test_the_environment_is_deployed_after_the_foundation_or_without_one() -> No
     assert environment["needs"] == foundation_id
     # A skipped foundation (no PULUMI_FOUNDATION_STACK) must not skip the environment.
     assert "!failure()" in environment["if"] and "!cancelled()" in environment["if"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_python_the_package_is_built_for_is_set_up(path: Path) -> None:
+    """The builder compiles the package's bytecode with the stack's Python (shipping/bytecode.py):
+    without it the package ships without bytecode (tests skip the deployed version's checks, and
+    `pulumi up` deploys a package that compiles on every cold start). The foundation's jobs build
+    no package and are left out."""
+    setups = [
+        step["with"]
+        for job in load(path)["jobs"].values()
+        if not any(s.get("with", {}).get("work-dir") == "foundation" for s in job.get("steps", []))
+        for step in job.get("steps", [])
+        if step.get("uses", "").startswith("actions/setup-python@")
+    ]
+    assert setups, path.name
+    for setup in setups:
+        versions = str(setup["python-version"]).split()
+        assert set(build.PYTHON_VERSIONS) <= set(versions)
+        assert build.DEFAULT_PYTHON_VERSION in versions

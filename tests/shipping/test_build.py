@@ -91,9 +91,7 @@ def assert_flex_layout(package: BuiltPackage) -> list[str]:
             assert mode == stat.S_IFDIR | 0o755, info.filename
         else:
             assert mode == stat.S_IFREG | 0o644, info.filename
-    parts = [set(name.split("/")) for name in names]
-    assert not any("__pycache__" in p for p in parts)
-    assert not any(name.endswith((".pyc", ".pyo")) for name in names)
+    assert_only_target_bytecode(names, package.bytecode)
     app_names = [n for n in names if not n.startswith(".python_packages/")]
     assert not any("tests" in n.split("/") for n in app_names), app_names
     assert "local.settings.json" not in names
@@ -113,6 +111,25 @@ def assert_flex_layout(package: BuiltPackage) -> list[str]:
             if abi == "cp312":
                 assert interpreter == "cp312", f"{name}: {tag}"
     return names
+
+
+def assert_only_target_bytecode(names: list[str], tag: str | None) -> None:
+    """No bytecode but the target's pycs, each in `__pycache__` beside the source it was compiled
+    from: none a wheel carried, none for another Python (tests/shipping/test_bytecode.py checks
+    their contents and that they are used)."""
+    compiled = [n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__/" in n]
+    if tag is None:
+        assert compiled == []
+        return
+    assert tag == f"cpython-{PYTHON.replace('.', '')}"
+    shipped = set(names)
+    for name in compiled:
+        if name.endswith("/"):
+            assert name.endswith("__pycache__/"), name
+            continue
+        folder, marker, file = name.rpartition("__pycache__/")
+        assert marker and "/" not in file and file.endswith(f".{tag}.pyc"), name
+        assert folder + file.removesuffix(f".{tag}.pyc") + ".py" in shipped, name
 
 
 def test_two_builds_give_identical_bytes(app: Path, tmp_path: Path) -> None:
