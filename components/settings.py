@@ -45,6 +45,9 @@ MAXIMUM_INSTANCE_COUNT = (40, 1000)
 AUDIT_RETENTION_DAYS = (30, 730)
 # Always-ready instances are billed while idle; the cap keeps a typo from becoming a bill.
 ALWAYS_READY_INSTANCES = (0, 20)
+# How the AWS readers' account gets outbound web identity federation (components/aws_readers.py).
+OUTBOUND_FEDERATION_CHOICES = ("create", "existing")
+BOOLEANS = {"true": True, "false": False}
 # Who may run `pulumi up`: a person, or a CI service principal / managed identity. ARM's
 # principalType values for them (Microsoft.Authorization/roleAssignments).
 DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
@@ -108,6 +111,13 @@ class Settings:
     aws_oidc_provider_arn: str | None = None
     """`crosscloud:awsOidcProviderArn`: an IAM OIDC provider created elsewhere for this tenant's
     issuer; unset: a standalone stack creates its own."""
+    aws_readers: bool = False
+    """`crosscloud:awsReaders`: `true` adds a Lambda that reads the data container with its IAM
+    role only (components/aws_readers.py, docs/aws-readers.md)."""
+    aws_outbound_federation: str = "create"
+    """`crosscloud:awsOutboundFederation`: `create` enables IAM outbound web identity federation
+    in the AWS account (protected from destroy), `existing` reads the account's; with a
+    foundation, the foundation owns it."""
 
 
 def audience_choice(value: str) -> AudienceChoice:
@@ -153,9 +163,16 @@ ALLOWED_KEYS = (
     "deployerPrincipalType",
     "foundation",
     "awsOidcProviderArn",
+    "awsReaders",
+    "awsOutboundFederation",
 )
 # Keys a foundation stack owns: an environment that names a foundation must not set them.
-FOUNDATION_OWNED_KEYS = ("appDisplayName", "audience", "awsOidcProviderArn")
+FOUNDATION_OWNED_KEYS = (
+    "appDisplayName",
+    "audience",
+    "awsOidcProviderArn",
+    "awsOutboundFederation",
+)
 
 
 def parse_settings(raw: Mapping[str, Any]) -> Settings:
@@ -246,6 +263,22 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         foundation=parser.string("foundation", "", stack_reference_problem) or None,
         aws_oidc_provider_arn=parser.string("awsOidcProviderArn", "", oidc_provider_arn_problem)
         or None,
+        aws_readers=BOOLEANS[
+            parser.string(
+                "awsReaders",
+                "false",
+                lambda v: None if v in BOOLEANS else "true or false",
+            )
+        ],
+        aws_outbound_federation=parser.string(
+            "awsOutboundFederation",
+            defaults.aws_outbound_federation,
+            lambda v: (
+                None
+                if v in OUTBOUND_FEDERATION_CHOICES
+                else "one of " + ", ".join(OUTBOUND_FEDERATION_CHOICES)
+            ),
+        ),
     )
     if "foundation" in raw:
         for name in FOUNDATION_OWNED_KEYS:
