@@ -228,3 +228,30 @@ def _other_container(readers: AwsReadersLocal) -> Row:
             got = f"{exc.status_code} {code}"
             problem = None if exc.status_code == 403 else f"got {got}"
     return Row("reader identity", "list the host account (stand-in)", "403", got, problem)
+
+
+def table(rows: list[Row]) -> str:
+    header = ("", "who", "what", "expected", "got")
+    cells = [header] + [("ok" if r.met else "FAIL", r.who, r.what, r.expected, r.got) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def part(cloud: Any, blobs: dict[str, bytes]) -> tuple[int, int]:
+    """The AWS readers' rows on a running LocalCloud, printed: (rows met, rows)."""
+    with AwsReadersLocal(cloud) as readers:
+        print(
+            "\nAWS readers (crosscloud:awsReaders): the Lambda's package in an isolated "
+            f"interpreter; issuer {readers.issuer}; subject {readers.spec.subject}\n",
+            flush=True,
+        )
+        rows = run(readers, blobs)
+    print(table(rows))
+    for row in rows:
+        if row.hint:
+            print(f"\n  {row.who}: {row.hint}")
+        if row.problem:
+            print(f"\n  FAIL {row.what}: {row.problem}")
+    return sum(r.met for r in rows), len(rows)

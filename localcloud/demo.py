@@ -15,7 +15,7 @@ import sys
 import textwrap
 import time
 
-from localcloud import teams
+from localcloud import aws_readers_scenarios, teams
 from localcloud.cloud import LocalCloud, leftovers
 from localcloud.scenarios import EXTRA_APPS, WHO, Outcome, run
 from localcloud.world import World, teams_worlds, world_from_program
@@ -164,6 +164,8 @@ def main() -> int:
         print(explanations(outcomes))
         print()
         print(fake_counts(cloud))
+        blobs = {name: path.read_bytes() for name, path in world.blobs.items()}
+        readers_met, readers_total = aws_readers_scenarios.part(cloud, blobs)
         ports = cloud.listening_ports()
         process_count = len(cloud.hosts) + 1  # the hosts and Azurite
         stop_started = time.perf_counter()
@@ -175,6 +177,7 @@ def main() -> int:
     )
     print(report)
     met, total = sum(o.met for o in outcomes) + clean, len(outcomes) + 1
+    met, total = met + readers_met, total + readers_total
     teams_met, teams_total = teams_part()
     met, total = met + teams_met, total + teams_total
     print(f"Total {time.perf_counter() - started:.1f} s")

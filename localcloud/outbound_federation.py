@@ -154,6 +154,8 @@ class OutboundFederation(LoopbackService):
         self._policies: dict[str, Mapping[str, Any]] = {}
         self.calls: Counter[str] = Counter()
         """GetWebIdentityToken calls per role ARN (refused ones included)."""
+        self.issued: list[str] = []
+        """Tokens handed out, kept only so tests can prove none leaks into logs or answers."""
 
     # ---- the accounts --------------------------------------------------------------------------
 
@@ -248,6 +250,8 @@ class OutboundFederation(LoopbackService):
             token = jwt.encode(claims, account.rsa_key, "RS256", headers={"kid": account.rsa_kid})
         else:
             token = jwt.encode(claims, account.ec_key, "ES384", headers={"kid": account.ec_kid})
+        with self._lock:
+            self.issued.append(token)
         return token, float(now + duration)
 
     def _caller(self, headers: Mapping[str, str], body: bytes, path: str) -> RoleSession:

@@ -1,0 +1,56 @@
+"""AWS readers end to end: the Lambda's package, run in an isolated interpreter, reads the data
+container through the fake outbound federation and fake Entra; the rows `make demo` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from localcloud import aws_readers_scenarios
+from localcloud.aws_readers_local import AwsReadersLocal
+from localcloud.cloud import LocalCloud
+
+
+@pytest.fixture(scope="module")
+def readers(cloud: LocalCloud) -> Iterator[AwsReadersLocal]:
+    with AwsReadersLocal(cloud) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def rows(readers: AwsReadersLocal, cloud: LocalCloud) -> dict[str, aws_readers_scenarios.Row]:
+    blobs = {name: path.read_bytes() for name, path in cloud.world.blobs.items()}
+    return {row.what: row for row in aws_readers_scenarios.run(readers, blobs)}
+
+
+def test_every_row_is_what_it_should_be(rows):
+    assert {what: row.problem for what, row in rows.items() if not row.met} == {}
+    assert len(rows) == 8
+
+
+def test_the_lambda_reads_and_warm_calls_cost_nothing(rows):
+    assert rows["list (cold)"].got.startswith("200")
+    assert rows["read azure-facts.txt + list (warm)"].got.endswith("0 STS 0 Entra")
+
+
+def test_a_second_role_is_refused_with_aadsts70021_and_a_hint(rows, readers):
+    row = rows["list with the Lambda's package"]
+    assert "federated_credential_mismatch" in row.got
+    assert readers.spec.subject in row.hint and readers.issuer in row.hint
+
+
+def test_the_packaged_handler_refuses_a_bad_event(readers):
+    answer = readers.hosts["lambda"].invoke({"action": "bogus"})["answer"]
+    assert answer["error"]["code"] == "bad_request"
+
+
+def test_no_token_in_answers_or_logs(readers, rows, cloud):
+    logs = "".join(host.log_path.read_text(errors="replace") for host in readers.hosts.values())
+    answers = repr(rows)
+    tokens = readers.sts.issued + cloud.entra.issued_tokens()
+    assert readers.sts.issued
+    assert '"status": 200' in logs  # the per-invocation record is there
+    for token in tokens:
+        assert token not in logs
+        assert token not in answers
