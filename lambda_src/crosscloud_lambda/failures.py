@@ -26,12 +26,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from botocore.exceptions import BotoCoreError, ClientError
-from crosscloud_fn.errors import (
-    STORAGE_BLOB_DATA_READER,
-    CrossCloudError,
-    internal,
-    not_found,
-)
+from crosscloud_fn.errors import STORAGE_BLOB_DATA_READER, CrossCloudError, internal
 
 from crosscloud_lambda.settings import ENTRA_AUDIENCE, SIGNING_ALGORITHM, LambdaSettings
 from crosscloud_lambda.web_identity import Presented
@@ -134,7 +129,12 @@ def from_blob(exc: Exception, settings: LambdaSettings, name: str | None) -> Cro
         if code in _BLOB_OUTAGE or status >= 500 or status == 429:
             return _unavailable("blob_unavailable", f"Azure Storage: {code or status}")
         if status == 404 and code != "ContainerNotFound":
-            return not_found("Azure", f"container {settings.blob_container}", name or "")
+            return CrossCloudError(
+                404,
+                "not_found",
+                f"Azure: no blob named {name!r} in container {settings.blob_container}.",
+                'Check the name with {"action": "list"}; names are case-sensitive.',
+            )
         if status == 403:
             return CrossCloudError(
                 502,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from crosscloud_fn.errors import CrossCloudError
@@ -157,3 +158,59 @@ def test_missing_settings_answer_misconfigured_without_raising(monkeypatch):
     assert answer["status"] == 500
     assert answer["error"]["code"] == "misconfigured"
     app.reset()
+
+
+def _blob_error(status: int, code: str) -> Exception:
+    class Response:
+        def __init__(self) -> None:
+            self.status_code = status
+            self.reason = code
+            self.headers = {"x-ms-error-code": code}
+
+        def text(self) -> str:
+            return ""
+
+    error = HttpResponseError(message=code, response=Response())
+    error.error_code = code
+    return error
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (403, "AuthorizationPermissionMismatch", (502, "blob_access_denied")),
+        (404, "BlobNotFound", (404, "not_found")),
+        (503, "ServerBusy", (503, "blob_unavailable")),
+    ],
+)
+def test_blob_answers_map_to_codes_with_hints(status, code, expected):
+    error = failures.from_blob(_blob_error(status, code), _settings(), "x.txt")
+    assert (error.status, error.code) == expected
+    if status == 403:
+        assert "mycontainer" in error.hint and "Storage Blob Data Reader" in error.hint
+
+
+def test_no_time_left_answers_504_without_calling_anything(monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    app.reset()
+    reader, _ = app.current()
+    monkeypatch.setattr(reader, "answer", lambda event: pytest.fail("called with no time left"))
+    answer = app.handle({"action": "list"}, remaining_ms=500)
+    assert (answer["status"], answer["error"]["code"]) == (504, "timeout")
+    app.reset()
+
+
+def test_a_hung_dependency_ends_at_the_lambdas_remaining_time(monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    app.reset()
+    reader, _ = app.current()
+    release = threading.Event()
+    monkeypatch.setattr(reader, "answer", lambda event: release.wait(10))
+    try:
+        answer = app.handle({"action": "list"}, remaining_ms=1_300)
+    finally:
+        release.set()
+        app.reset()
+    assert (answer["status"], answer["error"]["code"]) == (504, "timeout")
