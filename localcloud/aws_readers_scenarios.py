@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,8 @@ class Row:
     got: str
     problem: str | None
     hint: str = ""
+    ms: str = ""
+    """Wall time of the Lambda invocation(s) the row made, as measured by the caller."""
 
     @property
     def met(self) -> bool:
@@ -95,6 +99,11 @@ def _entra_refusal(readers: AwsReadersLocal, token: str) -> str:
     return "issued"
 
 
+def _aadsts(message: str) -> str:
+    match = re.search(r"AADSTS\d+", message)
+    return match.group(0) if match else ""
+
+
 def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]:
     rows: list[Row] = []
     lambda_host, other_host = readers.hosts["lambda"], readers.hosts["other"]
@@ -105,7 +114,9 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
 
     # 1-3: the Lambda lists and reads; warm requests make no STS and no Entra call.
     calls, issued = sts_calls(), readers.entra.requests["issued"]
+    started = time.perf_counter()
     listed = lambda_host.invoke({"action": "list"}).get("answer", {})
+    cold_ms = f"{(time.perf_counter() - started) * 1000:.0f}"
     blobs = sorted(listed.get("azure", {}).get("blobs", []))
     rows.append(
         Row(
@@ -119,13 +130,16 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
             and sts_calls() - calls == 1
             and readers.entra.requests["issued"] - issued == 1
             else f"answer {listed}",
+            ms=cold_ms,
         )
     )
     name = sorted(expected_blobs)[0]
     calls, issued = sts_calls(), readers.entra.requests["issued"]
     read = lambda_host.invoke({"action": "read", "name": name}).get("answer", {})
     digest = read.get("azure", {}).get("sha256")
+    started = time.perf_counter()
     again = lambda_host.invoke({"action": "list"}).get("answer", {})
+    warm_ms = f"{(time.perf_counter() - started) * 1000:.0f}"
     warm = (sts_calls() - calls, readers.entra.requests["issued"] - issued)
     rows.append(
         Row(
@@ -139,6 +153,7 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
             and digest == hashlib.sha256(expected_blobs[name]).hexdigest()
             and warm == (0, 0)
             else f"answers {read} {again}, calls {warm}",
+            ms=warm_ms,
         )
     )
 
@@ -150,7 +165,7 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
             "other role",
             "list with the Lambda's package",
             "502 AADSTS70021",
-            f"{other.get('status')} {error.get('code')}",
+            f"{other.get('status')} {_aadsts(error.get('message', ''))} {error.get('code')}",
             None
             if other.get("status") == 502
             and error.get("code") == "federated_credential_mismatch"
@@ -231,8 +246,10 @@ def _other_container(readers: AwsReadersLocal) -> Row:
 
 
 def table(rows: list[Row]) -> str:
-    header = ("", "who", "what", "expected", "got")
-    cells = [header] + [("ok" if r.met else "FAIL", r.who, r.what, r.expected, r.got) for r in rows]
+    header = ("", "who", "what", "expected", "got", "ms")
+    cells = [header] + [
+        ("ok" if r.met else "FAIL", r.who, r.what, r.expected, r.got, r.ms) for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -250,8 +267,12 @@ def part(cloud: Any, blobs: dict[str, bytes]) -> tuple[int, int]:
         rows = run(readers, blobs)
     print(table(rows))
     for row in rows:
-        if row.hint:
-            print(f"\n  {row.who}: {row.hint}")
-        if row.problem:
-            print(f"\n  FAIL {row.what}: {row.problem}")
+        for label, text in ((row.who, row.hint), (f"FAIL {row.what}", row.problem or "")):
+            if text:
+                print()
+                print(
+                    textwrap.fill(
+                        f"{label}: {text}", 100, initial_indent="  ", subsequent_indent="    "
+                    )
+                )
     return sum(r.met for r in rows), len(rows)
