@@ -20,7 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.identity import ClientAssertionCredential
 from azure.storage.blob import ContainerClient, ExponentialRetry
 from botocore.exceptions import BotoCoreError, ClientError
@@ -117,6 +121,8 @@ class Reader:
             raise failures.from_sts(exc) from None
         except ClientAuthenticationError as exc:
             raise failures.from_entra(exc, self.settings, self.assertion.last) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise failures.entra_unreachable(exc) from None
 
 
 def _parse(event: Any) -> tuple[str, str]:

@@ -119,6 +119,11 @@ def from_entra(
     )
 
 
+def entra_unreachable(exc: Exception) -> CrossCloudError:
+    """No answer from Entra's token endpoint (connection or read timeout)."""
+    return _unavailable("identity_unavailable", f"Entra ID ({type(exc).__name__})")
+
+
 def from_blob(exc: Exception, settings: LambdaSettings, name: str | None) -> CrossCloudError:
     """Blob Storage answered with an error, or could not be reached."""
     where = f"{settings.blob_account_url}/{settings.blob_container}"

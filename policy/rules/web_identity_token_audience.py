@@ -1,4 +1,4 @@
-"""A role that may call sts:GetWebIdentityToken names the token's audience.
+"""A Lambda role that may call sts:GetWebIdentityToken names the token's audience.
 
 IAM outbound web identity federation lets any principal with `sts:GetWebIdentityToken` mint a JWT
 signed by the account, for whatever audience it asks; without a condition on
@@ -12,21 +12,26 @@ nothing (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_providers_out
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UnknownValueError
 
 from .common import (
     IAM_POLICY,
     IAM_ROLE,
     IAM_ROLE_POLICY,
-    Props,
+    IAM_ROLE_POLICY_ATTACHMENT,
+    Finding,
+    StackResource,
     as_list,
     document,
     has_wildcard,
     is_allow,
-    resource_policy,
+    links,
+    names,
+    stack_policy,
     statements,
 )
 
@@ -68,22 +73,61 @@ def token_audience_problems(document_value: Any, what: str) -> list[str]:
     ]
 
 
-def check_token_audience(resource_type: str, props: Props) -> list[str]:
-    if resource_type in (IAM_ROLE_POLICY, IAM_POLICY):
-        return token_audience_problems(props.get("policy"), "the policy")
-    if resource_type == IAM_ROLE:
-        problems: list[str] = []
-        for inline in as_list(props.get("inlinePolicies")):
+def _lambda_roles(resources: Sequence[StackResource]) -> list[StackResource]:
+    """Roles the Lambda service assumes (execution roles); an unknown trust counts as one."""
+    roles = []
+    for resource in resources:
+        if resource.resource_type != IAM_ROLE:
+            continue
+        try:
+            trust = document(resource.props.get("assumeRolePolicy"))
+        except UnknownValueError:
+            roles.append(resource)
+            continue
+        services = [
+            str(service)
+            for statement in (statements(trust) if trust else [])
+            if is_allow(statement) and isinstance(statement.get("Principal"), Mapping)
+            for service in as_list(statement["Principal"].get("Service"))
+        ]
+        if "lambda.amazonaws.com" in services:
+            roles.append(resource)
+    return roles
+
+
+def check_token_audience(resources: Sequence[StackResource]) -> list[Finding]:
+    """Every policy of a Lambda role that lets it call sts:GetWebIdentityToken names the
+    audience: inline (`inlinePolicies`, `aws:iam/rolePolicy`) and attached policies of this
+    stack."""
+    policies = [r for r in resources if r.resource_type == IAM_POLICY]
+    findings: list[Finding] = []
+    for role in _lambda_roles(resources):
+        role_names = names(role, "name", "id", "arn")
+        for inline in as_list(role.props.get("inlinePolicies")):
             if isinstance(inline, Mapping):
-                problems += token_audience_problems(inline.get("policy"), "an inline policy")
-        return problems
-    return []
+                problems = token_audience_problems(inline.get("policy"), "an inline policy")
+                findings += [Finding(p, role.urn) for p in problems]
+        for resource in resources:
+            kind = resource.resource_type
+            if kind == IAM_ROLE_POLICY and links(resource, "role", role, role_names):
+                problems = token_audience_problems(
+                    resource.props.get("policy"), "the Lambda role's aws:iam/rolePolicy"
+                )
+                findings += [Finding(p, resource.urn) for p in problems]
+            elif kind == IAM_ROLE_POLICY_ATTACHMENT and links(resource, "role", role, role_names):
+                for policy in policies:
+                    if links(resource, "policyArn", policy, names(policy, "arn", "id")):
+                        problems = token_audience_problems(
+                            policy.props.get("policy"), "a policy attached to the Lambda role"
+                        )
+                        findings += [Finding(p, resource.urn) for p in problems]
+    return findings
 
 
-POLICY = resource_policy(
+POLICY = stack_policy(
     "web-identity-token-audience",
-    "No role may call sts:GetWebIdentityToken (IAM outbound web identity federation) without a "
-    "condition naming the token's audience.",
+    "No Lambda role may call sts:GetWebIdentityToken (IAM outbound web identity federation) "
+    "without a condition naming the token's audience.",
     check_token_audience,
     Severity.HIGH,
 )

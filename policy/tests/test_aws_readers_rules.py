@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.aws_readers import execution_role_policy
+from components.aws_readers import execution_role_policy, lambda_role_trust_policy
 from localcloud.mocked_program import run_program
 from policy.rules import common
 from policy.rules.aws_reader_identity_reader_only import (
@@ -25,9 +25,17 @@ OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 
 
-def _role_policy(statement: dict[str, Any]) -> Resource:
+LAMBDA_ROLE = Resource(
+    common.IAM_ROLE,
+    {"name": "r", "assumeRolePolicy": lambda_role_trust_policy()},
+    name="lambda-role",
+)
+
+
+def _role_policy(statement: dict[str, Any]) -> list[Resource]:
     document = {"Version": "2012-10-17", "Statement": [statement]}
-    return Resource(common.IAM_ROLE_POLICY, {"role": "r", "policy": json.dumps(document)})
+    policy = Resource(common.IAM_ROLE_POLICY, {"role": "r", "policy": json.dumps(document)})
+    return [LAMBDA_ROLE, policy]
 
 
 def _token_statement(**condition: Any) -> dict[str, Any]:
@@ -44,7 +52,7 @@ def _token_statement(**condition: Any) -> dict[str, Any]:
 def test_the_programs_execution_role_policy_passes():
     policy = execution_role_policy("aws", "eu-west-1", "123456789012", "fn")
     resource = Resource(common.IAM_ROLE_POLICY, {"role": "r", "policy": policy})
-    assert evaluate([resource]) == []
+    assert evaluate([LAMBDA_ROLE, resource]) == []
 
 
 @pytest.mark.parametrize(
@@ -61,12 +69,18 @@ def test_the_programs_execution_role_policy_passes():
     ids=["none", "algorithm only", "ForAnyValue", "StringLike", "wildcard", "sts:*", "*"],
 )
 def test_token_grants_without_a_named_audience_are_refused(statement):
-    assert policies_violated([_role_policy(statement)]) == {"web-identity-token-audience"}
+    assert "web-identity-token-audience" in policies_violated(_role_policy(statement))
 
 
 def test_other_grants_are_not_this_rules_business():
     statement = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
-    assert "web-identity-token-audience" not in policies_violated([_role_policy(statement)])
+    assert "web-identity-token-audience" not in policies_violated(_role_policy(statement))
+
+
+def test_roles_the_lambda_service_does_not_assume_are_not_this_rules_business():
+    other = Resource(common.IAM_ROLE, {"name": "r", "assumeRolePolicy": "{}"}, name="other")
+    (_, policy) = _role_policy(_token_statement())
+    assert "web-identity-token-audience" not in policies_violated([other, policy])
 
 
 def _identity_with_credential(role_id: str) -> list[Resource]:

@@ -54,3 +54,15 @@ def test_no_token_in_answers_or_logs(readers, rows, cloud):
     for token in tokens:
         assert token not in logs
         assert token not in answers
+
+
+def test_a_disabled_account_feature_is_named(readers):
+    account = readers.spec.role_arn.split(":")[4]
+    readers.sts.add_account(account, enabled=False)
+    try:
+        # The other role's host holds no Entra token, so it asks STS again.
+        answer = readers.hosts["other"].invoke({"action": "list"})["answer"]
+    finally:
+        readers.sts.add_account(account, enabled=True)
+    assert (answer["status"], answer["error"]["code"]) == (502, "outbound_federation_disabled")
+    assert "awsOutboundFederation" in answer["error"]["hint"]
