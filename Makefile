@@ -31,6 +31,7 @@ bench: setup
 
 package: $(PY_STAMP)
 	$(PY) -m shipping.build
+	$(PY) -m shipping.lambda_build
 
 demo: setup
 	$(PY) -m localcloud.demo
