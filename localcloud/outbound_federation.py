@@ -48,6 +48,7 @@ from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
 from localcloud.net import LOOPBACK, free_port
 
 ALGORITHMS = ("RS256", "ES384")
+MAX_CLOCK_SKEW_SECONDS = 15 * 60
 STS_NAMESPACE = "https://sts.amazonaws.com/"
 _STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -276,7 +277,16 @@ class OutboundFederation(LoopbackService):
             data=body,
             headers={name: headers.get(name, "") for name in signed},
         )
-        request.context["timestamp"] = headers.get("x-amz-date", "")
+        stamp = headers.get("x-amz-date", "")
+        try:
+            signed_at = time.mktime(time.strptime(stamp, "%Y%m%dT%H%M%SZ")) - time.timezone
+        except ValueError:
+            signed_at = 0.0
+        if abs(time.time() - signed_at) > MAX_CLOCK_SKEW_SECONDS:
+            # AWS refuses a signature more than 15 minutes off (SigV4: RequestExpired /
+            # SignatureDoesNotMatch "Signature expired").
+            raise StsError(403, "SignatureDoesNotMatch", "Signature expired or not yet valid.")
+        request.context["timestamp"] = stamp
         signer = SigV4Auth(
             Credentials(session.access_key_id, session.secret_access_key, session.session_token),
             service,
