@@ -231,3 +231,23 @@ def test_with_a_foundation_without_issuers_the_environment_is_refused():
 def test_an_environment_may_not_choose_the_foundations_outbound_federation():
     with pytest.raises(SettingsError, match="crosscloud:awsOutboundFederation"):
         run_program({"foundation": FOUNDATION_STACK, "awsOutboundFederation": "create"})
+
+
+def test_a_foundation_can_adopt_existing_outbound_federation_per_account():
+    foundation = run_foundation({"awsOutboundFederation": "existing"})
+    assert not foundation.of_type(FEDERATION)
+    assert GET_FEDERATION in foundation.invokes
+    assert foundation.outputs["awsOutboundIssuers"] == {
+        "123456789012": outbound_issuer("123456789012")
+    }
+
+
+def test_a_foundation_leaves_outbound_federation_alone_by_default():
+    foundation = run_foundation()
+    assert not foundation.of_type(FEDERATION)
+    assert GET_FEDERATION not in foundation.invokes
+
+
+def test_a_foundation_refuses_an_unknown_outbound_federation_choice_naming_the_key():
+    with pytest.raises(SettingsError, match="crosscloud:awsOutboundFederation"):
+        run_foundation({"awsOutboundFederation": "on"})
