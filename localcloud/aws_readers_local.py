@@ -32,9 +32,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from localcloud.app_hosts import HOST_INTERPRETER, REPO
+from localcloud.certs import TlsFiles
 from localcloud.entra import Identity
 from localcloud.entra_federated import FederatedCredential, FederatedTokenEndpoint
+from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
 from localcloud.mocked_program import ProgramRun, run_program
+from localcloud.net import LOOPBACK, free_port
 from localcloud.outbound_federation import OutboundFederation, RoleSession
 from shipping.build import BuiltPackage, local_target
 from shipping.lambda_build import build_lambda_package
@@ -58,6 +61,7 @@ class ReadersSpec:
     principal_id: str
     container: str
     variables: Mapping[str, str]
+    function_name: str
 
 
 def readers_spec(run: ProgramRun) -> ReadersSpec:
@@ -90,6 +94,7 @@ def readers_spec(run: ProgramRun) -> ReadersSpec:
         principal_id=identity.state["principalId"],
         container=grant.inputs["scope"].rsplit("/containers/", 1)[1],
         variables=dict(function.inputs["environment"]["variables"]),
+        function_name=function.inputs["name"],
     )
 
 
@@ -150,6 +155,55 @@ class LambdaHost:
         self._log.close()
 
 
+class LambdaApi(LoopbackService):
+    """The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`, the payload in,
+    the handler's JSON out) in front of the hosts, so `make verify`'s boto3 call runs unchanged
+    (`AWS_ENDPOINT_URL_LAMBDA`). It requires a SigV4 Authorization header but does not check
+    the operator's permissions: IAM on the invoker is AWS's part, not the code under test."""
+
+    _thread_name = "fake-lambda-api"
+
+    def __init__(self, tls: TlsFiles, functions: Mapping[str, LambdaHost]) -> None:
+        self.tls = tls
+        self.functions = functions
+        self.port = free_port()
+        self.endpoint_url = f"https://{LOOPBACK}:{self.port}"
+
+    def _handler(self) -> type[QuietHandler]:
+        api = self
+
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = self.path.split("?", 1)[0].strip("/").split("/")
+                host = api.functions.get(parts[2]) if len(parts) == 4 else None
+                if not self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+                    self.send_json(403, {"Type": "User", "message": "Missing Authentication"})
+                    return
+                if host is None or parts[0] != "2015-03-31" or parts[3] != "invocations":
+                    self.send_json(
+                        404, {"Type": "User", "Message": f"Function not found: {self.path}"}
+                    )
+                    return
+                result = host.invoke(json.loads(body or b"null"))
+                if "crash" in result:
+                    payload = {"errorType": result["crash"], "errorMessage": "unhandled"}
+                    self.send_body(
+                        200,
+                        json.dumps(payload).encode(),
+                        "application/json",
+                        headers={"X-Amz-Function-Error": "Unhandled"},
+                    )
+                    return
+                self.send_body(200, json.dumps(result["answer"]).encode(), "application/json")
+
+        return Handler
+
+    def _make_server(self) -> LoopbackHttpsServer:
+        return LoopbackHttpsServer(self.port, self._handler(), self.tls)
+
+
 class AwsReadersLocal:
     """Context manager over a running LocalCloud: `with AwsReadersLocal(cloud) as readers:`."""
 
@@ -164,6 +218,9 @@ class AwsReadersLocal:
         self.sessions: dict[str, RoleSession] = {}
         self.sts: OutboundFederation
         self.entra: FederatedTokenEndpoint
+        self.api: LambdaApi
+        """The Lambda Invoke API: the program's function name -> the Lambda role's host, and
+        `other` -> the other role's."""
         self.identity: Identity
         self.issuer = ""
         self.package: BuiltPackage
@@ -213,6 +270,11 @@ class AwsReadersLocal:
             self.hosts[name] = host
         for host in self.hosts.values():
             host.wait_ready()
+        self.api = self._stack.enter_context(
+            LambdaApi(
+                cloud.tls, {spec.function_name: self.hosts["lambda"], "other": self.hosts["other"]}
+            )
+        )
 
     def _env(self, session: str, workdir: Path) -> dict[str, str]:
         home = workdir / "home" / session

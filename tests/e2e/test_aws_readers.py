@@ -4,12 +4,16 @@ container through the fake outbound federation and fake Entra; the rows `make de
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from localcloud import aws_readers_scenarios
 from localcloud.aws_readers_local import AwsReadersLocal
 from localcloud.cloud import LocalCloud
+from verify.aws_readers import lambda_reads_samples
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +70,27 @@ def test_a_disabled_account_feature_is_named(readers):
         readers.sts.add_account(account, enabled=True)
     assert (answer["status"], answer["error"]["code"]) == (502, "outbound_federation_disabled")
     assert "awsOutboundFederation" in answer["error"]["hint"]
+
+
+def _verify_client(readers: AwsReadersLocal, cloud: LocalCloud) -> Any:
+    return boto3.session.Session(
+        aws_access_key_id="operator", aws_secret_access_key="operator-secret"
+    ).client(
+        "lambda",
+        region_name="eu-west-1",
+        endpoint_url=readers.api.endpoint_url,
+        verify=str(cloud.tls.ca_cert),
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def test_make_verify_invokes_the_lambda_through_the_lambda_api(readers, cloud):
+    client = _verify_client(readers, cloud)
+    outputs = {"awsReaderFunctionName": readers.spec.function_name, "awsRegion": "eu-west-1"}
+    check = lambda_reads_samples(outputs, 30.0, client)
+    assert check.passed, check.detail
+    # The same check against a function whose role is not the credential's subject fails,
+    # naming the refusal.
+    refused = lambda_reads_samples({**outputs, "awsReaderFunctionName": "other"}, 30.0, client)
+    assert not refused.passed
+    assert "federated_credential_mismatch" in refused.detail
