@@ -136,8 +136,11 @@ def _parse(event: Any) -> tuple[str, str]:
     if event["action"] == "list":
         return "list", ""
     name = event.get("name")
+    if not isinstance(name, str) or not name:
+        # The function's own message names its HTTP route; the Lambda's caller sends an event.
+        raise errors.bad_name(BadName('"read" needs "name": the blob name (see "list")'))
     try:
-        return "read", validate_name(name if isinstance(name, str) else None)
+        return "read", validate_name(name)
     except BadName as exc:
         raise errors.bad_name(exc) from None
 
