@@ -259,9 +259,15 @@ def table(rows: list[Row]) -> str:
 def part(cloud: Any, blobs: dict[str, bytes]) -> tuple[int, int]:
     """The AWS readers' rows on a running LocalCloud, printed: (rows met, rows)."""
     with AwsReadersLocal(cloud) as readers:
+        print()
         print(
-            "\nAWS readers (crosscloud:awsReaders): the Lambda's package in an isolated "
-            f"interpreter; issuer {readers.issuer}; subject {readers.spec.subject}\n",
+            textwrap.fill(
+                "AWS readers (crosscloud:awsReaders): the Lambda's package in an isolated "
+                f"interpreter; issuer {readers.issuer}; subject {readers.spec.subject}",
+                100,
+                subsequent_indent="  ",
+            ),
+            end="\n\n",
             flush=True,
         )
         rows = run(readers, blobs)
