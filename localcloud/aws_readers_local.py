@@ -140,6 +140,10 @@ class LambdaHost:
             raise RuntimeError(f"Lambda host {self.name} gave no answer")
         return json.loads(line)
 
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     def stop(self) -> None:
         process = self._process
         if process.poll() is None:

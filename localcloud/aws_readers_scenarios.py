@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import socket
 import textwrap
 import time
 from collections.abc import Callable
@@ -245,6 +246,14 @@ def _other_container(readers: AwsReadersLocal) -> Row:
     return Row("reader identity", "list the host account (stand-in)", "403", got, problem)
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def table(rows: list[Row]) -> str:
     header = ("", "who", "what", "expected", "got", "ms")
     cells = [header] + [
@@ -271,6 +280,19 @@ def part(cloud: Any, blobs: dict[str, bytes]) -> tuple[int, int]:
             flush=True,
         )
         rows = run(readers, blobs)
+        ports = [readers.sts.port, readers.entra.port, readers.api.port]
+        hosts = list(readers.hosts.values())
+    left = [f"port {port}" for port in ports if _listening(port)]
+    left += [f"Lambda host {host.name}" for host in hosts if host.running]
+    rows.append(
+        Row(
+            "local cloud",
+            "stop the fakes and Lambda hosts",
+            "nothing left running",
+            ", ".join(left) or f"{len(ports)} ports closed, {len(hosts)} hosts ended",
+            f"still running: {left}" if left else None,
+        )
+    )
     print(table(rows))
     for row in rows:
         for label, text in ((row.who, row.hint), (f"FAIL {row.what}", row.problem or "")):
