@@ -42,8 +42,6 @@ class Row:
     got: str
     problem: str | None
     hint: str = ""
-    ms: str = ""
-    """Wall time of the Lambda invocation(s) the row made, as measured by the caller."""
 
     @property
     def met(self) -> bool:
@@ -123,15 +121,14 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
         Row(
             "Lambda role",
             "list (cold)",
-            "200 + the program's blobs",
-            f"{listed.get('status')} {len(blobs)} blobs",
+            "200, program's blobs",
+            f"{listed.get('status')} {len(blobs)} blobs, {cold_ms} ms",
             None
             if listed.get("status") == 200
             and blobs == sorted(expected_blobs)
             and sts_calls() - calls == 1
             and readers.entra.requests["issued"] - issued == 1
             else f"answer {listed}",
-            ms=cold_ms,
         )
     )
     name = sorted(expected_blobs)[0]
@@ -145,16 +142,16 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
     rows.append(
         Row(
             "Lambda role",
-            f"read {name} + list (warm)",
-            "200, sha256 of the sample, 0 STS 0 Entra",
-            f"{read.get('status')}/{again.get('status')}, {warm[0]} STS {warm[1]} Entra",
+            "read + list (warm)",
+            "200, 0 STS, 0 Entra",
+            f"{read.get('status')}/{again.get('status')}, {warm[0]} STS {warm[1]} Entra, "
+            f"{warm_ms} ms",
             None
             if read.get("status") == 200
             and again.get("status") == 200
             and digest == hashlib.sha256(expected_blobs[name]).hexdigest()
             and warm == (0, 0)
             else f"answers {read} {again}, calls {warm}",
-            ms=warm_ms,
         )
     )
 
@@ -164,9 +161,9 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
     rows.append(
         Row(
             "other role",
-            "list with the Lambda's package",
+            "list, same package",
             "502 AADSTS70021",
-            f"{other.get('status')} {_aadsts(error.get('message', ''))} {error.get('code')}",
+            f"{other.get('status')} {_aadsts(error.get('message', ''))} (hint below)",
             None
             if other.get("status") == 502
             and error.get("code") == "federated_credential_mismatch"
@@ -180,8 +177,8 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
 
     # 5: the program's role policy refuses ES384 and other audiences at STS.
     for what, audience, algorithm in (
-        ("ask STS for ES384", ENTRA_AUDIENCE, "ES384"),
-        ("ask STS for another audience", "api://someone-else", "RS256"),
+        ("STS: ES384 token", ENTRA_AUDIENCE, "ES384"),
+        ("STS: other audience", "api://someone-else", "RS256"),
     ):
         try:
             _token(readers, "lambda", audience, algorithm)
@@ -189,12 +186,12 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             got, problem = code, None if code == "AccessDenied" else f"got {code}"
-        rows.append(Row("Lambda role", what, "AccessDenied (role policy)", got, problem))
+        rows.append(Row("Lambda role", what, "AccessDenied", got, problem))
 
     # 6: tokens Entra refuses: ES384 (algorithm) and another audience (no matching credential).
     for what, audience, algorithm, code in (
-        ("ES384 token to Entra", ENTRA_AUDIENCE, "ES384", "AADSTS5002738"),
-        ("token for another audience to Entra", "api://someone-else", "RS256", "AADSTS70021"),
+        ("Entra: ES384 token", ENTRA_AUDIENCE, "ES384", "AADSTS5002738"),
+        ("Entra: other audience", "api://someone-else", "RS256", "AADSTS70021"),
     ):
         message = _entra_refusal(readers, _token(readers, "loose", audience, algorithm))
         rows.append(
@@ -243,7 +240,7 @@ def _other_container(readers: AwsReadersLocal) -> Row:
             code = str(exc.error_code or exc.status_code)
             got = f"{exc.status_code} {code}"
             problem = None if exc.status_code == 403 else f"got {got}"
-    return Row("reader identity", "list the host account (stand-in)", "403", got, problem)
+    return Row("reader id", "list host account", "403", got, problem)
 
 
 def _listening(port: int) -> bool:
@@ -255,10 +252,8 @@ def _listening(port: int) -> bool:
 
 
 def table(rows: list[Row]) -> str:
-    header = ("", "who", "what", "expected", "got", "ms")
-    cells = [header] + [
-        ("ok" if r.met else "FAIL", r.who, r.what, r.expected, r.got, r.ms) for r in rows
-    ]
+    header = ("", "who", "what", "expected", "got")
+    cells = [header] + [("ok" if r.met else "FAIL", r.who, r.what, r.expected, r.got) for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -287,8 +282,8 @@ def part(cloud: Any, blobs: dict[str, bytes]) -> tuple[int, int]:
     rows.append(
         Row(
             "local cloud",
-            "stop the fakes and Lambda hosts",
-            "nothing left running",
+            "stop fakes + hosts",
+            "nothing running",
             ", ".join(left) or f"{len(ports)} ports closed, {len(hosts)} hosts ended",
             f"still running: {left}" if left else None,
         )

@@ -30,17 +30,17 @@ def rows(readers: AwsReadersLocal, cloud: LocalCloud) -> dict[str, aws_readers_s
 
 def test_every_row_is_what_it_should_be(rows):
     assert {what: row.problem for what, row in rows.items() if not row.met} == {}
-    assert len(rows) == 8
+    assert len(rows) == 8  # the stop row is added by `part`
 
 
 def test_the_lambda_reads_and_warm_calls_cost_nothing(rows):
     assert rows["list (cold)"].got.startswith("200")
-    assert rows["read azure-facts.txt + list (warm)"].got.endswith("0 STS 0 Entra")
+    assert "0 STS 0 Entra" in rows["read + list (warm)"].got
 
 
 def test_a_second_role_is_refused_with_aadsts70021_and_a_hint(rows, readers):
-    row = rows["list with the Lambda's package"]
-    assert "federated_credential_mismatch" in row.got
+    row = rows["list, same package"]
+    assert "AADSTS70021" in row.got
     assert readers.spec.subject in row.hint and readers.issuer in row.hint
 
 
