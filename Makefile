@@ -40,6 +40,7 @@ bench-quick: setup
 
 package: $(PY_STAMP)
 	$(PY) -m shipping.build
+	$(PY) -m shipping.lambda_build
 
 demo: setup
 	$(PY) -m localcloud.demo

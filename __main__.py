@@ -14,6 +14,7 @@ from pulumi_azure_native import authorization, resources
 from components import trust
 from components.access_logs import S3AccessLogs, S3AccessLogsArgs
 from components.aws_access import AwsWebIdentityAccess, AwsWebIdentityAccessArgs
+from components.aws_readers import AwsReaders, AwsReadersArgs
 from components.azure_roles import AzureRole
 from components.deployer import deployer_principal_type
 from components.federation_app import FederationApp, FederationAppArgs
@@ -25,7 +26,7 @@ from components.settings import load_settings
 from components.shared_federation import SharedFederation, SharedFederationArgs
 from components.storage_account import SecureStorageAccount, SecureStorageAccountArgs
 from components.validation import MAX_AUDIENCE_LENGTH
-from shipping import build
+from shipping import build, lambda_build
 
 DATA_CONTAINER = "mycontainer"
 HERE = Path(__file__).parent
@@ -216,6 +217,40 @@ access_logs = S3AccessLogs(
     ),
     opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
 )
+
+# The other direction (opt-in): an AWS Lambda reads the data container with its IAM role only.
+if settings.aws_readers:
+    readers = AwsReaders(
+        "aws-readers",
+        AwsReadersArgs(
+            function_name=names.aws_reader,
+            role_name=names.aws_reader,
+            identity_name=names.user_assigned_identity("awsreaders"),
+            package=lambda_build.build_lambda_package(),
+            partition=aws_partition,
+            account_id=aws_account_id,
+            region=settings.aws_region,
+            tenant_id=azure.tenant_id,
+            resource_group_name=group.name,
+            location=settings.azure_location,
+            subscription_id=azure.subscription_id,
+            data_account_id=data_storage.account_id,
+            blob_endpoint=data_storage.blob_endpoint,
+            container=DATA_CONTAINER,
+            outbound_federation="foundation"
+            if isinstance(federation, SharedFederation)
+            else settings.aws_outbound_federation,
+            issuer=federation.outbound_issuer()
+            if isinstance(federation, SharedFederation)
+            else None,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(providers={"aws": aws_provider}),
+    )
+    pulumi.export("awsReaderFunctionName", readers.function_name)
+    pulumi.export("awsReaderFunctionArn", readers.function_arn)
+    pulumi.export("awsReaderClientId", readers.reader_client_id)
+    pulumi.export("awsOutboundIssuer", readers.issuer)
 
 pulumi.export("tenantId", azure.tenant_id)
 pulumi.export("audience", federation.audience)

@@ -69,6 +69,10 @@ class FoundationSettings:
     means the one account the deployer's ambient AWS credentials belong to."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """`crosscloud:tags`: default tags of the AWS providers (Entra applications take none)."""
+    aws_outbound_federation: str = "none"
+    """`crosscloud:awsOutboundFederation`: `create` enables IAM outbound web identity federation
+    in every listed account (protected from destroy), `existing` reads each account's, `none`
+    leaves it alone; environments with `crosscloud:awsReaders` read the issuers it exports."""
     app_role_id: str | None = None
     """`crosscloud:appRoleId`: keep this id for `AssumeAWSRole` (the app role of an app moved in
     from a standalone stack, whose assignments name it); unset derives a stable one."""
@@ -84,7 +88,9 @@ ALLOWED_KEYS = (
     "tags",
     "appRoleId",
     "allowUnlistedAwsRegion",
+    "awsOutboundFederation",
 )
+OUTBOUND_FEDERATION_CHOICES = ("create", "existing", "none")
 
 
 def _account_problem(account_id: object) -> str | None:
@@ -181,6 +187,15 @@ def parse_foundation_settings(
         aws_region=aws_region,
         aws_accounts=_accounts(parser, aws_region),
         tags=parse_tags(parser),
+        aws_outbound_federation=parser.string(
+            "awsOutboundFederation",
+            defaults.aws_outbound_federation,
+            lambda v: (
+                None
+                if v in OUTBOUND_FEDERATION_CHOICES
+                else "one of " + ", ".join(OUTBOUND_FEDERATION_CHOICES)
+            ),
+        ),
         app_role_id=parser.string(
             "appRoleId", "", lambda v: None if GUID.fullmatch(v) else "a lowercase GUID"
         )

@@ -22,6 +22,9 @@ _BLOB_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+# https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html (FunctionName, name
+# form) and IAM role names (1-64 of [\w+=,.@-]); one pattern satisfies both.
+_LAMBDA_AND_ROLE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
 
@@ -123,6 +126,13 @@ class Names:
     def access_log_bucket(self) -> str:
         """Bucket receiving the data bucket's S3 server access logs (never the data bucket)."""
         return _checked_bucket(f"{self.prefix}-{self.stack}-logs-{self._hash}")
+
+    @property
+    def aws_reader(self) -> str:
+        """The AWS readers Lambda and its execution role (one name for both: the role's ARN is
+        the federated credential's subject, so it must be unique per stack and account)."""
+        name = f"{self.prefix}-{self.stack}-awsreader-{self._hash[:6]}"
+        return _checked(name, _LAMBDA_AND_ROLE, "Lambda function / IAM role")
 
     @property
     def app_role_id(self) -> str:

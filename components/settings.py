@@ -49,6 +49,9 @@ MAXIMUM_INSTANCE_COUNT = (40, 1000)
 AUDIT_RETENTION_DAYS = (30, 730)
 # Always-ready instances are billed while idle; the cap keeps a typo from becoming a bill.
 ALWAYS_READY_INSTANCES = (0, 20)
+# How the AWS readers' account gets outbound web identity federation (components/aws_readers.py).
+OUTBOUND_FEDERATION_CHOICES = ("create", "existing")
+BOOLEANS = {"true": True, "false": False}
 # Who may run `pulumi up`: a person, or a CI service principal / managed identity. ARM's
 # principalType values for them (Microsoft.Authorization/roleAssignments).
 DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
@@ -122,6 +125,13 @@ class Settings:
     allow_unlisted_aws_region: bool = False
     """`crosscloud:allowUnlistedAwsRegion`: accept an `awsRegion` botocore does not list yet
     (it must still be shaped like a region of the aws, aws-cn or aws-us-gov partition)."""
+    aws_readers: bool = False
+    """`crosscloud:awsReaders`: `true` adds a Lambda that reads the data container with its IAM
+    role only (components/aws_readers.py, docs/aws-readers.md)."""
+    aws_outbound_federation: str = "create"
+    """`crosscloud:awsOutboundFederation`: `create` enables IAM outbound web identity federation
+    in the AWS account (protected from destroy), `existing` reads the account's; with a
+    foundation, the foundation owns it."""
 
 
 def audience_choice(value: str) -> AudienceChoice:
@@ -169,9 +179,16 @@ ALLOWED_KEYS = (
     "awsOidcProviderArn",
     "allowUnlistedAzureLocation",
     "allowUnlistedAwsRegion",
+    "awsReaders",
+    "awsOutboundFederation",
 )
 # Keys a foundation stack owns: an environment that names a foundation must not set them.
-FOUNDATION_OWNED_KEYS = ("appDisplayName", "audience", "awsOidcProviderArn")
+FOUNDATION_OWNED_KEYS = (
+    "appDisplayName",
+    "audience",
+    "awsOidcProviderArn",
+    "awsOutboundFederation",
+)
 
 
 def python_version_problem(value: str) -> str | None:
@@ -274,6 +291,22 @@ def parse_settings(
         or None,
         allow_unlisted_azure_location=allow_unlisted_azure_location,
         allow_unlisted_aws_region=allow_unlisted_aws_region,
+        aws_readers=BOOLEANS[
+            parser.string(
+                "awsReaders",
+                "false",
+                lambda v: None if v in BOOLEANS else "true or false",
+            )
+        ],
+        aws_outbound_federation=parser.string(
+            "awsOutboundFederation",
+            defaults.aws_outbound_federation,
+            lambda v: (
+                None
+                if v in OUTBOUND_FEDERATION_CHOICES
+                else "one of " + ", ".join(OUTBOUND_FEDERATION_CHOICES)
+            ),
+        ),
     )
     if "foundation" in raw:
         for name in FOUNDATION_OWNED_KEYS:

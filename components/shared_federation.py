@@ -22,6 +22,9 @@ CLIENT_ID = "federationAppClientId"
 APP_ROLE_ID = "appRoleId"
 SERVICE_PRINCIPAL_OBJECT_ID = "servicePrincipalObjectId"
 PROVIDER_ARNS = "awsOidcProviderArns"
+OUTBOUND_ISSUERS = "awsOutboundIssuers"
+"""Issuer of IAM outbound web identity federation by AWS account (only when the foundation
+enables it: `crosscloud:awsOutboundFederation`); read by environments with AWS readers."""
 OUTPUTS = (TENANT_ID, AUDIENCE, CLIENT_ID, APP_ROLE_ID, SERVICE_PRINCIPAL_OBJECT_ID, PROVIDER_ARNS)
 
 
@@ -111,6 +114,9 @@ class SharedFederation(pulumi.ComponentResource):
             return outputs
 
         outputs = reference.outputs.apply(checked)
+        self._outputs = outputs
+        self._stack = args.foundation_stack
+        self._account_id = args.aws_account_id
         self.client_id = outputs.apply(lambda o: str(o[CLIENT_ID]))
         self.audience = outputs.apply(lambda o: str(o[AUDIENCE]))
         self.app_role_id = outputs.apply(lambda o: str(o[APP_ROLE_ID]))
@@ -127,6 +133,23 @@ class SharedFederation(pulumi.ComponentResource):
                 "provider_arn": self.provider_arn,
             }
         )
+
+    def outbound_issuer(self) -> pulumi.Output[str]:
+        """The foundation's outbound-federation issuer for this stack's AWS account: enabling the
+        feature is an account-wide fact, so the foundation owns it (docs/aws-readers.md)."""
+
+        def issuer(outputs: Mapping[str, Any]) -> str:
+            issuers = outputs.get(OUTBOUND_ISSUERS) or {}
+            if self._account_id not in issuers:
+                raise FoundationError(
+                    f"crosscloud:awsReaders: the foundation stack {self._stack} has no outbound "
+                    f"federation issuer for AWS account {self._account_id}: set "
+                    "crosscloud:awsOutboundFederation on the foundation and run `pulumi up` there "
+                    "first"
+                )
+            return str(issuers[self._account_id])
+
+        return self._outputs.apply(issuer)
 
     def assign(self, key: str, principal_object_id: pulumi.Input[str]) -> azuread.AppRoleAssignment:
         """Assign the foundation's `AssumeAWSRole` to one of this stack's identities.

@@ -73,9 +73,26 @@ oidc = {
     for account_id, provider in providers.items()
 }
 
+# IAM outbound web identity federation is account-wide (one issuer per account; destroying the
+# resource turns it off for every workload of the account), so the foundation owns it for the
+# environments' AWS readers (components/aws_readers.py has the facts and their sources).
+issuers: dict[str, pulumi.Output[str]] = {}
+for account_id, provider in providers.items():
+    if settings.aws_outbound_federation == "create":
+        issuers[account_id] = aws.iam.OutboundWebIdentityFederation(
+            f"outbound-federation-{account_id}",
+            opts=pulumi.ResourceOptions(provider=provider, protect=True),
+        ).issuer_identifier
+    elif settings.aws_outbound_federation == "existing":
+        issuers[account_id] = aws.iam.get_outbound_web_identity_federation_output(
+            opts=pulumi.InvokeOutputOptions(provider=provider)
+        ).issuer_identifier
+
 pulumi.export(outputs.TENANT_ID, client.tenant_id)
 pulumi.export(outputs.AUDIENCE, federation.audience)
 pulumi.export(outputs.CLIENT_ID, federation.client_id)
 pulumi.export(outputs.APP_ROLE_ID, federation.app_role_id)
 pulumi.export(outputs.SERVICE_PRINCIPAL_OBJECT_ID, federation.service_principal_object_id)
 pulumi.export(outputs.PROVIDER_ARNS, {account_id: p.arn for account_id, p in oidc.items()})
+if issuers:
+    pulumi.export(outputs.OUTBOUND_ISSUERS, issuers)

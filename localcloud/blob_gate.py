@@ -84,6 +84,9 @@ class BlobGate(LoopbackService):
         """Principal ids with Storage Blob Data Reader (mutable: tests grant and revoke)."""
         self.contributors: set[str] = set() if contributors is None else contributors
         """Principal ids with Storage Blob Data Contributor."""
+        self.container_readers: dict[str, set[str]] = {}
+        """Principal id -> containers it holds Storage Blob Data Reader on (the role assigned at
+        container scope, `.../blobServices/default/containers/<name>`): nothing else."""
         self.latency = latency
         self.port = free_port()
         self.endpoint = f"https://{LOOPBACK}:{self.port}{target.path}"
@@ -93,8 +96,11 @@ class BlobGate(LoopbackService):
 
     # ---- authorisation -------------------------------------------------------------------------
 
-    def authorise(self, method: str, authorization: str | None) -> tuple[str | None, str | None]:
-        """(principal id, refusal code or None). No bearer token: Azurite decides."""
+    def authorise(
+        self, method: str, authorization: str | None, path: str = ""
+    ) -> tuple[str | None, str | None]:
+        """(principal id, refusal code or None). No bearer token: Azurite decides. `path` is the
+        request's (`/<account>/<container>/...`), for roles assigned at container scope."""
         token = bearer_token(authorization)
         if token is None:
             return None, None
@@ -108,8 +114,10 @@ class BlobGate(LoopbackService):
             return None, "AuthenticationFailed"
         principal = str(claims["oid"])
         with self._lock:
+            container = urlsplit(path).path.strip("/").split("/")[1:2]
+            scoped = bool(container) and container[0] in self.container_readers.get(principal, ())
             allowed = principal in self.contributors or (
-                method in _READ_METHODS and principal in self.readers
+                method in _READ_METHODS and (principal in self.readers or scoped)
             )
         return principal, None if allowed else "AuthorizationPermissionMismatch"
 
@@ -164,7 +172,9 @@ class BlobGate(LoopbackService):
                 body = self._body()
                 if gate.latency:
                     time.sleep(gate.latency)
-                principal, refusal = gate.authorise(self.command, self.headers.get("Authorization"))
+                principal, refusal = gate.authorise(
+                    self.command, self.headers.get("Authorization"), self.path
+                )
                 if refusal:
                     gate._record(GateRequest(self.command, self.path, principal, 403, arrived))
                     self._refuse(refusal)

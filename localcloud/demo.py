@@ -15,7 +15,7 @@ import sys
 import textwrap
 import time
 
-from localcloud import demo_table, teams
+from localcloud import aws_readers_scenarios, demo_table, teams
 from localcloud.cloud import LocalCloud, leftovers
 from localcloud.scenarios import EXTRA_APPS, WHO, Outcome, run
 from localcloud.world import World, teams_worlds, world_from_program
@@ -156,6 +156,8 @@ def main() -> int:
         say(explanations(outcomes))
         say()
         say(fake_counts(cloud))
+        blobs = {name: path.read_bytes() for name, path in world.blobs.items()}
+        readers_met, readers_total = aws_readers_scenarios.part(cloud, blobs)
         ports = cloud.listening_ports()
         process_count = len(cloud.hosts) + 1  # the hosts and Azurite
         stop_started = time.perf_counter()
@@ -167,6 +169,7 @@ def main() -> int:
     )
     say(report)
     met, total = sum(o.met for o in outcomes) + clean, len(outcomes) + 1
+    met, total = met + readers_met, total + readers_total
     teams_met, teams_total = teams_part()
     met, total = met + teams_met, total + teams_total
     say(f"Total {time.perf_counter() - started:.1f} s")

@@ -46,6 +46,8 @@ BUCKET_LOGGING = "aws:s3/bucketLogging:BucketLogging"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 COMPONENT = "azure-native:applicationinsights:Component"
 DIAGNOSTIC = "azure-native:monitor:DiagnosticSetting"
+LAMBDA = "aws:lambda/function:Function"
+FEDERATED_CREDENTIAL = "azure-native:managedidentity:FederatedIdentityCredential"
 
 
 def stack_config(path: Path) -> dict[str, Any]:
@@ -99,7 +101,9 @@ def draw(run: ProgramRun) -> str:
     graph = _Graph()
     labels = _identities(run)
     role_holders = sorted(a.inputs["principalObjectId"] for a in run.of_type(APP_ROLE_ASSIGNMENT))
-    (role,) = run.of_type(IAM_ROLE)
+    # The role Entra identities assume (its trust names a federated principal); the AWS readers'
+    # Lambda role, trusted by the Lambda service, is drawn by `_aws_readers`.
+    (role,) = [r for r in run.of_type(IAM_ROLE) if "Federated" in r.inputs["assumeRolePolicy"]]
     trust = json.loads(role.inputs["assumeRolePolicy"])
     subs: list[str] = []
     audience = ""
@@ -137,7 +141,7 @@ def draw(run: ProgramRun) -> str:
         if a.inputs["roleDefinitionId"].endswith(AzureRole.STORAGE_BLOB_DATA_READER.value)
     ]
     accounts = {a.id: a for a in run.of_type(STORAGE_ACCOUNT)}
-    read_accounts = sorted({a.inputs["scope"] for a in readers})
+    read_accounts = sorted({a.inputs["scope"] for a in readers if a.inputs["scope"] in accounts})
     for index, scope in enumerate(read_accounts, 1):
         graph.node(f"blob{index}", f"storage {accounts[scope].inputs['accountName']}", "store")
     workspaces = run.of_type(WORKSPACE)
@@ -151,6 +155,7 @@ def draw(run: ProgramRun) -> str:
         )
     for component in components:
         graph.node("appi", f"App Insights {component.inputs['resourceName']}<br/>Entra ingestion")
+    readers_drawn = _aws_readers_azure(run, graph, accounts)
     graph.lines.append("  end")
 
     graph.lines.append("  subgraph AWS")
@@ -163,6 +168,8 @@ def draw(run: ProgramRun) -> str:
         graph.node(f"s3_{index}", f"S3 {name}", "store")
     for index, name in enumerate(sorted(log_targets), 1):
         graph.node(f"s3log{index}", f"S3 {name}<br/>access logs", "store")
+    if readers_drawn:
+        _aws_readers_aws(run, graph)
     graph.lines.append("  end")
 
     for principal in principals:
@@ -193,12 +200,58 @@ def draw(run: ProgramRun) -> str:
             if setting.inputs["resourceUri"].startswith(scope + "/") and workspaces:
                 categories = ", ".join(log["category"] for log in setting.inputs["logs"])
                 graph.edge(f"blob{index}", "law", categories, dotted=True)
+    if readers_drawn:
+        graph.edge("lambda", "issuer", "GetWebIdentityToken aud api://AzureADTokenExchange, RS256")
+    for source, target, label in readers_drawn:
+        graph.edge(source, target, label)
     for logging_ in loggings:
         if logging_.inputs["bucket"] in data_buckets:
             source = f"s3_{data_buckets.index(logging_.inputs['bucket']) + 1}"
             target = f"s3log{sorted(log_targets).index(logging_.inputs['targetBucket']) + 1}"
             graph.edge(source, target, "server access logs", dotted=True)
     return "\n".join(out + graph.lines) + "\n"
+
+
+def _aws_readers_azure(
+    run: ProgramRun, graph: _Graph, accounts: dict[str, Registered]
+) -> list[tuple[str, str, str]]:
+    """Nodes of the AWS readers' identity and the container it reads (crosscloud:awsReaders);
+    returns the edges, drawn after both subgraphs (an edge inside a subgraph would pull a node
+    not yet declared into it)."""
+    credentials = run.of_type(FEDERATED_CREDENTIAL)
+    edges: list[tuple[str, str, str]] = []
+    if not credentials or not run.of_type(LAMBDA):
+        return edges
+    uamis = {u.inputs["resourceName"]: u for u in run.of_type(UAMI)}
+    for index, credential in enumerate(credentials, 1):
+        identity = uamis[credential.inputs["resourceName"]]
+        principal = identity.state["principalId"]
+        graph.node(
+            f"awsid{index}",
+            f"{identity.inputs['resourceName']}<br/>federated credential: sub = the Lambda role",
+            "round",
+        )
+        for grant in run.of_type(ROLE_ASSIGNMENT):
+            if grant.inputs["principalId"] != principal:
+                continue
+            account_id, _, container = grant.inputs["scope"].partition(
+                "/blobServices/default/containers/"
+            )
+            where = f"storage {accounts[account_id].inputs['accountName']}" if container else ""
+            graph.node(f"awsblob{index}", f"{where}<br/>container {container}", "store")
+            role = grant.inputs["roleDefinitionId"].rsplit("/", 1)[-1]
+            label = "Blob Data Reader" if role == AzureRole.STORAGE_BLOB_DATA_READER.value else role
+            edges.append((f"awsid{index}", f"awsblob{index}", f"{label} (container only)"))
+        edges.append(("lambda", f"awsid{index}", "AWS token = client assertion"))
+    return edges
+
+
+def _aws_readers_aws(run: ProgramRun, graph: _Graph) -> None:
+    (function,) = run.of_type(LAMBDA)
+    graph.node(
+        "lambda", f"Lambda {function.inputs['name']}<br/>{function.inputs['runtime']}, no URL"
+    )
+    graph.node("issuer", "IAM outbound web identity federation<br/>account issuer")
 
 
 def readme_block(diagram: str) -> str:

@@ -29,7 +29,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.sync_await import _ensure_event_loop
 
-from shipping import build
+from shipping import build, lambda_build
 from shipping.build import BuiltPackage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +44,22 @@ DEPLOYER_OBJECT_ID = "99999999-8888-7777-6666-555555555555"
 AWS_ACCOUNT_ID = "123456789012"
 STAND_IN_PACKAGE = BuiltPackage(
     path=REPO / ".build" / "stand-in.zip", sha256=hashlib.sha256(b"stand-in package").hexdigest()
+)
+
+
+REGION = "eu-west-1"
+"""Region in the ARNs the mocks hand out (the example stack's crosscloud:awsRegion)."""
+
+
+def outbound_issuer(account_id: str) -> str:
+    """An account's outbound-federation issuer, shaped as AWS's
+    (`https://<id>.tokens.sts.global.api.aws`, IAM EnableOutboundWebIdentityFederation)."""
+    return f"https://{fake_guid('issuer', account_id)}.tokens.sts.global.api.aws"
+
+
+STAND_IN_LAMBDA = BuiltPackage(
+    path=REPO / ".build" / "stand-in-lambda.zip",
+    sha256=hashlib.sha256(b"stand-in lambda package").hexdigest(),
 )
 
 
@@ -70,6 +86,8 @@ class Registered:
     they reach the engine: translated to the provider's camelCase names."""
     delete_before_replace: bool = False
     """`ResourceOptions.delete_before_replace`: a replacement deletes the old resource first."""
+    protect: bool = False
+    """`ResourceOptions.protect`: the engine refuses to delete it."""
 
 
 @dataclass
@@ -248,6 +266,13 @@ class _Mocks(pulumi.runtime.Mocks):
         elif typ == "aws:iam/role:Role":
             rid = inputs["name"]
             state["arn"] = f"arn:{partition}:iam::{account_id}:role/{inputs['name']}"
+        elif typ == "aws:iam/outboundWebIdentityFederation:OutboundWebIdentityFederation":
+            state["issuerIdentifier"] = outbound_issuer(account_id)
+        elif typ == "aws:lambda/function:Function":
+            rid = inputs["name"]
+            state["arn"] = f"arn:{partition}:lambda:{REGION}:{account_id}:function:{rid}"
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:{partition}:logs:{REGION}:{account_id}:log-group:{inputs['name']}"
         elif typ == "aws:s3/bucket:Bucket":
             rid = inputs["bucket"]
             state["arn"] = f"arn:{partition}:s3:::{inputs['bucket']}"
@@ -327,6 +352,11 @@ class _Mocks(pulumi.runtime.Mocks):
                 "id": arn,
                 **self.oidc_providers[arn],
             }, []
+        if args.token == (
+            "aws:iam/getOutboundWebIdentityFederation:getOutboundWebIdentityFederation"
+        ):
+            account_id = self._account(args.provider)
+            return {"issuerIdentifier": outbound_issuer(account_id), "id": account_id}, []
         if args.token == "aws:index/getPartition:getPartition":
             partition = self.cloud.partition
             return {
@@ -362,6 +392,7 @@ class _RecordingMonitor(MockMonitor):
                     state=dict(registration.state),
                     ignore_changes=list(request.ignoreChanges),
                     delete_before_replace=request.deleteBeforeReplace,
+                    protect=request.protect,
                 )
             )
         return response
@@ -451,7 +482,12 @@ def run_program(
 
     @pulumi.runtime.test
     def run() -> pulumi.Output[None]:
-        with patch.object(build, "build_package", lambda *_args, **_kwargs: package):
+        with (
+            patch.object(build, "build_package", lambda *_args, **_kwargs: package),
+            patch.object(
+                lambda_build, "build_lambda_package", lambda *_args, **_kwargs: STAND_IN_LAMBDA
+            ),
+        ):
             runpy.run_path(str(program), run_name="__main__")
         # `pulumi.export` only records outputs on the root stack; resolve them for the tests.
         exported = pulumi.Output.from_input(get_root_resource().outputs)

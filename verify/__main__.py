@@ -14,6 +14,7 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.identity import DefaultAzureCredential
 
+from verify.aws_readers import lambda_reads_samples
 from verify.checks import (
     APPS,
     Check,
@@ -58,6 +59,8 @@ def run_checks(
     checks.append(operator_refused_by_entra(credential, outputs["audience"]))
     checks.append(forged_token_refused_by_sts(outputs, timeout))
     checks.append(trust_policy_pins_identities(outputs, timeout))
+    if outputs.get("awsReaderFunctionName"):  # crosscloud:awsReaders
+        checks.append(lambda_reads_samples(outputs, timeout))
     return checks
 
 

@@ -13,6 +13,7 @@ from pulumi_policy import Policy
 from . import (
     app_insights_connection_string,
     app_insights_entra_ingestion,
+    aws_reader_identity_reader_only,
     flex_no_ftp_policy,
     flex_site_config,
     function_app_transport,
@@ -24,6 +25,7 @@ from . import (
     s3_public_access_block_complete,
     storage_account_shared_key,
     web_identity_role_least_privilege,
+    web_identity_token_audience,
     web_identity_trust,
 )
 
@@ -44,5 +46,7 @@ POLICIES: list[Policy] = [
         app_insights_entra_ingestion,
         app_insights_connection_string,
         s3_access_logging,
+        web_identity_token_audience,
+        aws_reader_identity_reader_only,
     )
 ]

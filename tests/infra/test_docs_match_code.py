@@ -321,7 +321,13 @@ PERMISSION_NAMES = re.compile(
 
 
 # What the deployed role itself does and is granted: the design and the error messages name these.
-RUNTIME_ACTIONS = {"sts:AssumeRoleWithWebIdentity", "s3:ListBucket", "s3:GetObject"}
+RUNTIME_ACTIONS = {"sts:AssumeRoleWithWebIdentity", "s3:ListBucket", "s3:GetObject"} | {
+    # The AWS readers' Lambda role: its one action and the condition keys that bound it.
+    "sts:GetWebIdentityToken",
+    "sts:IdentityTokenAudience",
+    "sts:SigningAlgorithm",
+    "sts:DurationSeconds",
+}
 
 
 def test_permissions_are_listed_in_one_document() -> None:

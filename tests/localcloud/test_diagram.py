@@ -79,3 +79,14 @@ def test_readme_update_rewrites_only_the_block(tmp_path, dev_diagram: str) -> No
     text = readme.read_text()
     assert text.startswith("before\n") and text.endswith("after\n")
     assert diagram.embedded(text) == dev_diagram
+
+
+def test_the_dev_diagram_shows_the_aws_readers(dev_diagram: str) -> None:
+    lines = dev_diagram.splitlines()
+    assert '  awsid1 -->|"Blob Data Reader (container only)"| awsblob1' in lines
+    assert '  lambda -->|"AWS token = client assertion"| awsid1' in lines
+    assert any("container mycontainer" in line for line in lines)
+
+
+def test_without_aws_readers_no_lambda_is_drawn() -> None:
+    assert "lambda" not in diagram.draw(run_program())
