@@ -96,6 +96,8 @@ def test_valid_values_are_parsed():
         ("azureLocation", "westeurop", "did you mean 'westeurope'?"),
         ("azureLocation", "westindia", "offers Flex Consumption"),
         ("azureLocation", "westindia", "allowUnlistedAzureLocation"),
+        # A canary (Early Updates Access Program) region in the sample's list: opt-in only.
+        ("azureLocation", "eastus2euap", "allowUnlistedAzureLocation"),
         ("awsRegion", "eu-wst-1", "did you mean 'eu-west-1'?"),
         ("awsRegion", "eu-west-9", "allowUnlistedAwsRegion"),
         ("pythonVersion", "3.1", "unquoted 3.10"),
@@ -247,6 +249,8 @@ def test_the_overrides_admit_a_region_newer_than_the_lists():
     )
     assert (settings.azure_location, settings.aws_region) == ("newzealandnorth", "eu-west-9")
     assert settings.allow_unlisted_azure_location and settings.allow_unlisted_aws_region
+    canary = {"azureLocation": "eastus2euap", "allowUnlistedAzureLocation": "true"}
+    assert parse_settings(canary).azure_location == "eastus2euap"
     # The override admits regions of a known partition's shape, never any text.
     with pytest.raises(SettingsError, match="crosscloud:awsRegion"):
         parse_settings({"awsRegion": "mars-north-1", "allowUnlistedAwsRegion": "true"})
