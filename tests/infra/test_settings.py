@@ -196,10 +196,12 @@ def test_each_tag_rule_refuses_a_bad_tag(tags, rule):
 
 
 def test_a_settings_error_is_a_run_error_so_pulumi_prints_no_traceback():
-    """pulumi-language-python-exec logs a RunError's message alone; any other exception gets
-    "Program failed with an unhandled exception" and a traceback first."""
-    with pytest.raises(pulumi.RunError):
+    """pulumi-language-python-exec logs `str(error)` of a RunError without a traceback (any
+    other exception is logged as its traceback); the exit code 1 then makes the language host
+    add "program exited with non-zero exit code: 1". So `str(error)` must say it all."""
+    with pytest.raises(pulumi.RunError) as error:
         parse_settings({"prefix": "X"})
+    assert "crosscloud:prefix" in str(error.value) and "'X'" in str(error.value)
 
 
 def test_a_typo_names_only_the_nearest_key():
