@@ -108,7 +108,10 @@ def fake() -> Iterator[tuple[FakeArm, str]]:
         do_GET = do_PUT = do_POST = do_DELETE = _serve
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits up to one (0.5 s by default) per test.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     arm.next_link_base = url
