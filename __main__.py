@@ -178,7 +178,9 @@ for key, principal_id in trusted.items():
 for kind, app in apps.items():
     data_storage.grant(f"{kind}-blob-reader", app.principal_id, AzureRole.STORAGE_BLOB_DATA_READER)
     publisher = monitoring.allow_publisher(f"{kind}-publisher", app.principal_id)
-    # The code starts sending telemetry as soon as it is deployed: grant the publisher role first.
+    # The code sends telemetry once deployed: the publisher grant is created before One Deploy
+    # runs. Only the creation is ordered; RBAC may take minutes to apply, so the first
+    # telemetry can still be refused briefly (docs/operations.md).
     app.deploy(after=[publisher])
 # The deployer uploads the sample blobs with its own Entra token; shared key is off.
 deployer_grant = data_storage.grant(

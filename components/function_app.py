@@ -244,10 +244,12 @@ class FlexFunctionApp(pulumi.ComponentResource):
         """Deploy `args.package` with One Deploy once the app, its host role and `after` exist.
 
         Flex pulls the package with the app's identity from its deployment container, so the host
-        role assignment comes first. `after` holds the other grants the app's identity needs from
-        its first start (Monitoring Metrics Publisher: telemetry sent before it lands is
-        refused); they name the app's principal id, so they can only be made after this
-        component and are passed here. Call it once; without a package it does nothing.
+        role assignment is created first. `after` holds the other grants the app's identity uses
+        from its first start (Monitoring Metrics Publisher); they name the app's principal id, so
+        they can only be made after this component and are passed here. `depends_on` orders only
+        their creation: Azure RBAC can take minutes to apply a new assignment, so the first
+        telemetry may still be refused briefly (the package upload's own 403 is retried by
+        shipping/onedeploy.py). Call it once; without a package it does nothing.
         """
         if self._args.package is None or self.deployment is not None:
             return self.deployment

@@ -28,6 +28,9 @@ from components.validation import AWS_REGION, AZURE_LOCATION, config_key
 # what `az functionapp list-flexconsumption-locations` (ARM
 # `providers/Microsoft.Web/geoRegions?sku=FlexConsumption`) answered when it was written; the
 # current list is on https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to.
+# One entry of that list is left out: `eastus2euap` ("East US 2 EUAP"), a canary region of the
+# Early Updates Access Program where Azure rolls out changes first; ordinary subscriptions cannot
+# deploy there, so it passes only with `crosscloud:allowUnlistedAzureLocation`.
 FLEX_CONSUMPTION_LOCATIONS = frozenset(
     {
         "australiaeast",
@@ -39,7 +42,6 @@ FLEX_CONSUMPTION_LOCATIONS = frozenset(
         "eastasia",
         "eastus",
         "eastus2",
-        "eastus2euap",
         "francecentral",
         "germanywestcentral",
         "italynorth",

@@ -60,9 +60,12 @@ DEPLOYER_PRINCIPAL_TYPES = ("User", "ServicePrincipal")
 class SettingsError(pulumi.RunError):
     """One or more `crosscloud:*` values are not allowed; the message lists each of them.
 
-    A `RunError`: Pulumi's Python language host (pulumi-language-python-exec) catches it and
-    logs `str(error)` alone, where any other exception is reported as "Program failed with an
-    unhandled exception" with a traceback before the message."""
+    A `RunError`: Pulumi's Python exec script (pulumi/pulumi sdk/python/cmd/
+    pulumi-language-python-exec) catches `pulumi.RunError` and logs `str(error)` as an error
+    without a traceback, where any other exception is logged as its full traceback (after a
+    debug-level "Program failed with an unhandled exception:"). Either way the script exits
+    with code 1, so the language host (cmd/pulumi-language-python/main.go) also reports
+    "program exited with non-zero exit code: 1" after our message."""
 
 
 @dataclass(frozen=True)

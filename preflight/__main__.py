@@ -1,6 +1,7 @@
 """`python -m preflight --subscription ID [--location NAME | --stack NAME]`: read-only checks
 of a subscription before `pulumi up`, with the operator's own sign-in (az login); exit 0 only
-when every check passes."""
+when every check passes ("????": ARM's answer cannot tell, check by hand). The ARM endpoint
+(`CROSSCLOUD_ARM_ENDPOINT`, default https://management.azure.com) must be https."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from azure.core.exceptions import ClientAuthenticationError
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --subscription or set AZURE_SUBSCRIPTION_ID (az account show)")
     location = args.location or stack_location(args.stack)
     endpoint = os.environ.get("CROSSCLOUD_ARM_ENDPOINT", "https://management.azure.com")
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https" or not parts.hostname:
+        # The operator's ARM bearer token goes there: never in clear text.
+        parser.error(f"CROSSCLOUD_ARM_ENDPOINT={endpoint!r} must be an https:// URL")
     credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
     arm = arm_client(credential, endpoint, args.subscription, (5.0, args.timeout))
     try:
@@ -45,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL sign-in: no ARM token ({str(error).splitlines()[0][:200]}); run `az login`")
         return 1
     for check in checks:
-        print(f"{'ok ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        label = "ok  " if check.ok else "????" if check.unknown else "FAIL"
+        print(f"{label} {check.name}: {check.detail}")
     return 0 if all(check.ok for check in checks) else 1
 
 

@@ -96,6 +96,8 @@ def test_valid_values_are_parsed():
         ("azureLocation", "westeurop", "did you mean 'westeurope'?"),
         ("azureLocation", "westindia", "offers Flex Consumption"),
         ("azureLocation", "westindia", "allowUnlistedAzureLocation"),
+        # A canary (Early Updates Access Program) region in the sample's list: opt-in only.
+        ("azureLocation", "eastus2euap", "allowUnlistedAzureLocation"),
         ("awsRegion", "eu-wst-1", "did you mean 'eu-west-1'?"),
         ("awsRegion", "eu-west-9", "allowUnlistedAwsRegion"),
         ("pythonVersion", "3.1", "unquoted 3.10"),
@@ -194,10 +196,12 @@ def test_each_tag_rule_refuses_a_bad_tag(tags, rule):
 
 
 def test_a_settings_error_is_a_run_error_so_pulumi_prints_no_traceback():
-    """pulumi-language-python-exec logs a RunError's message alone; any other exception gets
-    "Program failed with an unhandled exception" and a traceback first."""
-    with pytest.raises(pulumi.RunError):
+    """pulumi-language-python-exec logs `str(error)` of a RunError without a traceback (any
+    other exception is logged as its traceback); the exit code 1 then makes the language host
+    add "program exited with non-zero exit code: 1". So `str(error)` must say it all."""
+    with pytest.raises(pulumi.RunError) as error:
         parse_settings({"prefix": "X"})
+    assert "crosscloud:prefix" in str(error.value) and "'X'" in str(error.value)
 
 
 def test_a_typo_names_only_the_nearest_key():
@@ -247,6 +251,8 @@ def test_the_overrides_admit_a_region_newer_than_the_lists():
     )
     assert (settings.azure_location, settings.aws_region) == ("newzealandnorth", "eu-west-9")
     assert settings.allow_unlisted_azure_location and settings.allow_unlisted_aws_region
+    canary = {"azureLocation": "eastus2euap", "allowUnlistedAzureLocation": "true"}
+    assert parse_settings(canary).azure_location == "eastus2euap"
     # The override admits regions of a known partition's shape, never any text.
     with pytest.raises(SettingsError, match="crosscloud:awsRegion"):
         parse_settings({"awsRegion": "mars-north-1", "allowUnlistedAwsRegion": "true"})

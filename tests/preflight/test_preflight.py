@@ -13,7 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from azure.core.credentials import AccessToken
 
+from preflight import __main__ as preflight_main
 from preflight.checks import (
+    MAX_PERMISSION_PAGES,
     REQUIRED_ACTIONS,
     REQUIRED_PROVIDERS,
     Arm,
@@ -45,6 +47,12 @@ class FakeArm:
         self.flex_regions = ["East US", "West Europe", "Sweden Central"]
         self.permissions: list[dict[str, Any]] = [CONTRIBUTOR, USER_ACCESS_ADMINISTRATOR]
         self.busy = 0
+        self.pages: list[list[dict[str, Any]]] = []
+        """When set, the permissions list in these pages, joined by `nextLink`s."""
+        self.next_link_base = ""
+        """Where the `nextLink`s point (the fake's own URL unless a test says otherwise)."""
+        self.odd_bodies: dict[str, Any] = {}
+        """Path rest -> a 200 body that is not what ARM sends (a list, a string...)."""
         self.requests: list[tuple[str, str, dict[str, list[str]], str | None]] = []
 
     def answer(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -55,6 +63,8 @@ class FakeArm:
         if not path.startswith(prefix):
             return 404, {"error": {"code": "SubscriptionNotFound", "message": path}}
         rest = path.removeprefix(prefix)
+        if rest in self.odd_bodies:
+            return 200, self.odd_bodies[rest]
         if rest == "Microsoft.Web/geoRegions":
             if query.get("sku") != ["FlexConsumption"]:
                 return 200, {"value": [{"name": "Everywhere"}]}
@@ -62,7 +72,15 @@ class FakeArm:
                 "value": [{"name": n, "properties": {"name": n}} for n in self.flex_regions]
             }
         if rest == "Microsoft.Authorization/permissions":
-            return 200, {"value": self.permissions}
+            if not self.pages:
+                return 200, {"value": self.permissions}
+            page = int(query.get("page", ["0"])[0])
+            body: dict[str, Any] = {"value": self.pages[page]}
+            if page + 1 < len(self.pages):
+                body["nextLink"] = (
+                    f"{self.next_link_base}{path}?api-version=2022-04-01&page={page + 1}"
+                )
+            return 200, body
         state = "Registered" if rest in self.registered else "NotRegistered"
         return 200, {"namespace": rest, "registrationState": state}
 
@@ -90,10 +108,15 @@ def fake() -> Iterator[tuple[FakeArm, str]]:
         do_GET = do_PUT = do_POST = do_DELETE = _serve
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits up to one (0.5 s by default) per test.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    arm.next_link_base = url
     try:
-        yield arm, f"http://127.0.0.1:{server.server_address[1]}"
+        yield arm, url
     finally:
         server.shutdown()
         server.server_close()
@@ -155,7 +178,9 @@ def test_a_reader_misses_every_write(fake):
     arm.permissions = [{"actions": ["*/read"], "notActions": []}]
     check = deployer_rights(client(url))
     assert not check.ok
-    assert all(action in check.detail for action in REQUIRED_ACTIONS)
+    writes = [a for a in REQUIRED_ACTIONS if not a.endswith("/read")]
+    assert all(action in check.detail for action in writes)
+    assert "Microsoft.Web/sites/functions/read" not in check.detail  # */read grants it
 
 
 def test_owner_has_every_action(fake):
@@ -179,3 +204,140 @@ def test_an_unreachable_arm_fails_each_check_without_stopping_the_others():
     assert len(checks) == len(REQUIRED_PROVIDERS) + 2
     assert not any(c.ok for c in checks)
     assert all("no answer" in c.detail for c in checks)
+
+
+def _permission_paths(arm: FakeArm) -> list[dict[str, list[str]]]:
+    return [q for _m, path, q, _a in arm.requests if path.endswith("/permissions")]
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+        "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+        "Microsoft.Web/sites/basicPublishingCredentialsPolicies/write",
+        "Microsoft.Web/sites/publish/Action",
+        "Microsoft.Web/sites/functions/read",
+    ],
+)
+def test_a_role_without_one_needed_action_is_refused_naming_it(fake, action):
+    arm, url = fake
+    arm.permissions = [{"actions": ["*"], "notActions": [action]}]
+    check = deployer_rights(client(url))
+    assert not check.ok and not check.unknown
+    assert check.detail.startswith(f"missing {action} (")
+
+
+def test_a_role_granting_the_action_by_a_wildcard_passes(fake):
+    arm, url = fake
+    arm.permissions = [
+        {"actions": [a.rsplit("/", 1)[0] + "/*" for a in REQUIRED_ACTIONS], "notActions": []}
+    ]
+    check = deployer_rights(client(url))
+    assert check.ok
+    assert check.detail.startswith(f"the {len(REQUIRED_ACTIONS)} actions checked are granted")
+    assert "deny assignments are not evaluated" in check.detail
+
+
+def test_a_conditioned_rbac_administrator_is_unknown_not_granted(fake):
+    """docs/permissions.md's CI deploy identity: RBAC Administrator with an ABAC condition on
+    the roles it may assign. ARM lists the condition; whether our assignments pass it is not
+    visible here."""
+    arm, url = fake
+    arm.permissions = [
+        CONTRIBUTOR,
+        {
+            "actions": ["Microsoft.Authorization/roleAssignments/write"],
+            "notActions": [],
+            "condition": "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'}))"
+            " OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId]"
+            " ForAnyOfAnyValues:GuidEquals {ba92f5b4-2d11-453d-a403-e96b0029c9fe}))",
+            "conditionVersion": "2.0",
+        },
+    ]
+    check = deployer_rights(client(url))
+    assert not check.ok and check.unknown
+    assert "unknown, check manually: Microsoft.Authorization/roleAssignments/write" in check.detail
+    assert "missing" not in check.detail
+
+
+def test_a_condition_never_hides_a_missing_action(fake):
+    arm, url = fake
+    arm.permissions = [{"actions": ["*/read"], "notActions": [], "condition": "true"}]
+    check = deployer_rights(client(url))
+    assert not check.ok and not check.unknown
+    assert "missing Microsoft.Resources/subscriptions/resourceGroups/write" in check.detail
+    assert "unknown, check manually: Microsoft.Web/sites/functions/read" in check.detail
+
+
+def test_the_permissions_list_is_read_across_next_links(fake):
+    arm, url = fake
+    arm.pages = [[{"actions": ["*/read"], "notActions": []}], [], [CONTRIBUTOR]]
+    arm.pages.append([USER_ACCESS_ADMINISTRATOR])
+    check = deployer_rights(client(url))
+    assert check.ok, check.detail
+    assert [q.get("page") for q in _permission_paths(arm)] == [None, ["1"], ["2"], ["3"]]
+    assert {auth for *_, auth in arm.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_a_next_link_off_arm_gets_no_token_and_leaves_the_rest_unknown(fake):
+    arm, url = fake
+    arm.pages = [[CONTRIBUTOR], [USER_ACCESS_ADMINISTRATOR]]
+    arm.next_link_base = url.replace("127.0.0.1", "localhost")  # another host
+    check = deployer_rights(client(url))
+    assert not check.ok and check.unknown
+    assert "nextLink off ARM was not followed" in check.detail
+    assert "Microsoft.Authorization/roleAssignments/write" in check.detail
+    assert len(_permission_paths(arm)) == 1
+
+
+def test_a_plain_http_next_link_from_an_https_arm_is_not_followed():
+    arm = Arm(reader=None, endpoint="https://management.azure.com", subscription_id="s")  # type: ignore[arg-type]
+    assert arm.same_origin("https://management.azure.com/subscriptions/s/x?page=2")
+    assert not arm.same_origin("http://management.azure.com/subscriptions/s/x?page=2")
+    assert not arm.same_origin("https://management.azure.com.evil.example/x")
+    assert not arm.same_origin("https://management.azure.com:8443/x")
+    assert not arm.same_origin(["https://management.azure.com/x"])
+
+
+def test_the_permission_pages_are_bounded(fake):
+    arm, url = fake
+    arm.pages = [[]] * (MAX_PERMISSION_PAGES + 5)
+    check = deployer_rights(client(url))
+    assert not check.ok and check.unknown
+    assert f"more than {MAX_PERMISSION_PAGES} pages" in check.detail
+    assert len(_permission_paths(arm)) == MAX_PERMISSION_PAGES
+
+
+@pytest.mark.parametrize("body", [[], "Registered", 42, None])
+def test_a_200_that_is_not_an_object_fails_each_check_clearly(fake, body):
+    arm, url = fake
+    arm.odd_bodies = {
+        "Microsoft.Web": body,
+        "Microsoft.Web/geoRegions": body,
+        "Microsoft.Authorization/permissions": body,
+    }
+    checks = {c.name: c for c in run_checks(client(url), "westeurope")}
+    assert len(checks) == len(REQUIRED_PROVIDERS) + 2
+    for name in ("provider Microsoft.Web", "Flex Consumption in westeurope"):
+        assert not checks[name].ok
+        assert "HTTP 200 but not the expected JSON object" in checks[name].detail
+    rights = checks["deployer's rights on the subscription"]
+    assert not rights.ok and "HTTP 200 but not the expected JSON object" in rights.detail
+    assert checks["provider Microsoft.Storage"].ok  # the others still ran
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://management.azure.com", "management.azure.com", "https://"]
+)
+def test_the_cli_refuses_an_arm_endpoint_that_is_not_https(monkeypatch, capsys, endpoint):
+    monkeypatch.setenv("CROSSCLOUD_ARM_ENDPOINT", endpoint)
+    monkeypatch.setattr(
+        preflight_main, "arm_client", lambda *a: pytest.fail("no request without https")
+    )
+    with pytest.raises(SystemExit) as exit_:
+        preflight_main.main(["--subscription", SUBSCRIPTION, "--location", "westeurope"])
+    assert exit_.value.code == 2
+    assert (
+        f"CROSSCLOUD_ARM_ENDPOINT={endpoint!r} must be an https:// URL" in capsys.readouterr().err
+    )
