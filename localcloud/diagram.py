@@ -91,7 +91,13 @@ def draw(run: ProgramRun) -> str:
     """The Mermaid flowchart of `run`'s trust chain."""
     graph = _Graph()
     labels = _identities(run)
-    role_holders = sorted(a.inputs["principalObjectId"] for a in run.of_type(APP_ROLE_ASSIGNMENT))
+    # The federation app's role holders; the reader API's callers (components/reader_api.py,
+    # children named reader-api-*) never reach AWS.
+    role_holders = sorted(
+        a.inputs["principalObjectId"]
+        for a in run.of_type(APP_ROLE_ASSIGNMENT)
+        if not a.name.startswith("reader-api-")
+    )
     (role,) = run.of_type(IAM_ROLE)
     trust = json.loads(role.inputs["assumeRolePolicy"])
     subs: list[str] = []

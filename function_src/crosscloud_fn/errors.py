@@ -380,12 +380,12 @@ def unauthenticated(problem: str | None) -> CrossCloudError:
     """401: no usable bearer token (`problem` None) or a token that failed the check named."""
     if problem is None:
         error = CrossCloudError(
-            401, "unauthenticated", "No bearer token in the Authorization header.", _CALLER_HINT
+            401, "unauthenticated", "No access token in the Authorization header.", _CALLER_HINT
         )
         error.headers = {"WWW-Authenticate": "Bearer"}
     else:
         error = CrossCloudError(
-            401, "unauthenticated", f"The bearer token was refused: {problem}.", _CALLER_HINT
+            401, "unauthenticated", f"The access token was refused: {problem}.", _CALLER_HINT
         )
         error.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     return error
