@@ -12,6 +12,10 @@ counted at the fakes.
 - latency_ratio = seed-style / ours.
 - parallel_read_ratio = sequential / ours, where "sequential" reads Blob then S3 with the same
   warm clients: what reading both clouds costs without the thread pool.
+- auth_overhead_ratio = warm /api/read with the front door checking the caller's Entra token /
+  the same read with a guard that admits without checking, alternated in the same run (issue 16
+  goal: within 10%); keys_fetches_per_request: key-set fetches the fake Entra received during the
+  warm requests, per request (goal 0: the keys are cached per process).
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ class Fakes:
     client_id: str
     deployer: ContainerClient
     """The container, as the deployer (Storage Blob Data Contributor): for benches' own data."""
+    caller_token: str = ""
+    """An assigned caller's access token for the reader API (the front door's audience)."""
 
     def reset_counts(self) -> None:
         self.entra.reset_counts()
@@ -98,6 +104,14 @@ def fakes() -> Iterator[Fakes]:
         host = entra.add_host("crosscloud-bench", user_identities=[uami])
         audience = trust.tenant_audience(entra.tenant_id)
         entra.add_federation_app(audience, assigned=[uami.principal_id])
+        caller = entra.new_identity("caller")
+        caller_audience = trust.tenant_audience(entra.tenant_id, "crosscloud-bench-reader-api")
+        reader_api = entra.add_federation_app(
+            caller_audience,
+            "reader-api",
+            app_role="CrossCloud.Read",
+            assigned=[caller.principal_id],
+        )
         aws = stack.enter_context(MotoServer(region=REGION))
         azurite = stack.enter_context(Azurite(tls))
         gate = stack.enter_context(
@@ -151,9 +165,22 @@ def fakes() -> Iterator[Fakes]:
                 "CROSSCLOUD_S3_BUCKET": BUCKET,
                 "CROSSCLOUD_BLOB_ACCOUNT_URL": gate.endpoint,
                 "CROSSCLOUD_BLOB_CONTAINER": CONTAINER,
+                "AZURE_AUTHORITY_HOST": entra.base_url,
+                "CROSSCLOUD_TENANT_ID": entra.tenant_id,
+                "CROSSCLOUD_CALLER_AUDIENCE": caller_audience,
+                "CROSSCLOUD_CALLER_CLIENT_ID": reader_api.app_id,
             },
         ):
-            yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id, container)
+            yield Fakes(
+                entra,
+                aws,
+                gate,
+                audience,
+                role_arn,
+                uami.client_id,
+                container,
+                entra.issue_caller_token(caller, caller_audience),
+            )
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -205,10 +232,14 @@ def run() -> dict[str, float]:
         import azure.functions as func
 
         handler = route_handlers()["read"]  # puts function_src on the path, as the host does
-        from crosscloud_fn import service
+        from crosscloud_fn import caller_auth, service
 
         request = func.HttpRequest(
-            "GET", "https://fn.local/api/read", params={"name": OBJECT}, body=b""
+            "GET",
+            "https://fn.local/api/read",
+            params={"name": OBJECT},
+            headers={"Authorization": f"Bearer {f.caller_token}"},
+            body=b"",
         )
 
         def ours() -> None:
@@ -218,10 +249,13 @@ def run() -> dict[str, float]:
 
         f.inject_latency()
         service.replace(None)
-        ours()  # cold: one token per audience and one STS call
+        caller_auth.replace(None)
+        ours()  # cold: one token per audience and one STS call, and the caller keys
         f.reset_counts()
         warm = [timed(ours) for _ in range(WARM_REQUESTS)]
         token_calls, sts_calls = f.entra.token_requests, f.aws.web_identity_calls
+        keys_fetches = f.entra.keys_requests
+        with_auth, without_auth = auth_overhead(caller_auth, ours)
 
         runtime = service.current()
         sequential = [
@@ -240,4 +274,30 @@ def run() -> dict[str, float]:
         "ours_latency_ms": ours_ms,
         "latency_ratio": seed_ms / ours_ms,
         "parallel_read_ratio": statistics.median(sequential) / ours_ms,
+        "warm_read_auth_ms": statistics.median(with_auth),
+        "warm_read_no_auth_ms": statistics.median(without_auth),
+        "auth_overhead_ratio": statistics.median(with_auth) / statistics.median(without_auth),
+        "keys_fetches_per_request": keys_fetches / WARM_REQUESTS,
     }
+
+
+def auth_overhead(caller_auth: Any, read: Callable[[], None]) -> tuple[list[float], list[float]]:
+    """Warm reads with the real front door and with one that admits without checking,
+    alternated so both see the same conditions (same run, same warm clients)."""
+    guard = caller_auth.current()  # warm: keys cached by the reads before
+
+    class AdmitAll:
+        """The baseline: what a request costs when nothing checks the caller."""
+
+        def check(self, authorization: str | None) -> Any:
+            return caller_auth.Caller(oid=None, appid=None, kind="app", roles=())
+
+    with_auth: list[float] = []
+    without_auth: list[float] = []
+    for _ in range(WARM_REQUESTS):
+        caller_auth.replace(guard)
+        with_auth.append(timed(read))
+        caller_auth.replace(AdmitAll())
+        without_auth.append(timed(read))
+    caller_auth.replace(None)
+    return with_auth, without_auth
