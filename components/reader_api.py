@@ -119,6 +119,10 @@ class ReaderApi(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # A separate resource, as the provider wants it: the Application's own updates send
+        # `api` without `preAuthorizedApplications` (terraform-provider-azuread,
+        # internal/services/applications/applications.go `expandApplicationApi`), so they do
+        # not carry, and are not meant to manage, the pre-authorization.
         azuread.ApplicationPreAuthorized(
             f"{name}-azure-cli",
             application_id=app.id,

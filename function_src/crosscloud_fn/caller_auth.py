@@ -130,8 +130,8 @@ class CallerSettings:
             role=role,
             authority=authority_host(env.get(AUTHORITY_HOST)),
             refresh_seconds=refresh,
-            # Checked before any cloud is called; the budget (at most 50 s) plus this stays
-            # under functionTimeout (60 s).
+            # Checked before any cloud is called, once per process while warm: the request's
+            # budget (at most 50 s) plus this stays under functionTimeout (60 s).
             fetch_timeout=min(limits.call_timeout, 5.0),
         )
 
@@ -211,11 +211,13 @@ class CallerKeys:
         """Fetch attempts so far (successful or not): benches and tests count them."""
 
     def key(self, kid: str) -> PyJWK | None:
-        """The published key `kid`, or None when the tenant does not publish it."""
+        """The published key `kid`, or None when the tenant does not publish it. Waits at most
+        `fetch_timeout` in all (for another request's fetch and its own together)."""
         now = self._clock()
         key = self._keys.get(kid)
         if key is not None and not self._stale(now):
             return key  # the warm path: no lock, no fetch
+        deadline = time.monotonic() + self.fetch_timeout
         if not self._lock.acquire(timeout=self.fetch_timeout):
             if key is not None:
                 return key
@@ -226,7 +228,7 @@ class CallerKeys:
                 return key
             if self._may_fetch(now):
                 try:
-                    self._fetch()
+                    self._fetch(max(0.1, deadline - time.monotonic()))
                 except KeysUnavailable as exc:
                     log.warning("caller signing keys not refreshed from %s: %s", self.uri, exc)
                     if not self._keys:
@@ -254,14 +256,14 @@ class CallerKeys:
         )
         return now - self._attempted_at >= interval
 
-    def _fetch(self) -> None:
+    def _fetch(self, wait: float) -> None:
         self._attempted_at = self._clock()
         self.fetches += 1
         future = self._pool.submit(self._client.get_signing_keys, True)
         try:
-            signing_keys = future.result(timeout=self.fetch_timeout)
+            signing_keys = future.result(timeout=wait)
         except FutureTimeout:
-            raise KeysUnavailable(f"no key set within {self.fetch_timeout:g} s") from None
+            raise KeysUnavailable(f"no key set within {wait:.1f} s") from None
         except KeysUnavailable:
             raise
         except jwt.PyJWTError as exc:  # not a key set, or no signing keys in it
