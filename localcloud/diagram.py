@@ -127,7 +127,8 @@ def draw(run: ProgramRun) -> str:
             f"<br/>object id {_short(principal)}",
             "round",
         )
-    applications = run.of_type(APPLICATION)
+    # The federation app (the reader API, reader-api-app, is the apps' front door, not AWS's).
+    applications = [a for a in run.of_type(APPLICATION) if not a.name.startswith("reader-api-")]
     app_name = applications[0].inputs["displayName"] if applications else "of the foundation stack"
     graph.node("fed", f"Entra app {app_name}<br/>role AssumeAWSRole, assignment required")
     readers = [
