@@ -434,3 +434,56 @@ def test_the_request_record_names_the_caller_and_the_outcome(
     )
     logged = "\n".join(records.lines)
     assert world.caller_token not in logged and expired not in logged
+
+
+# ---- the key fetch itself: bounded, no redirects -----------------------------------------------
+
+
+@pytest.fixture
+def keys_server() -> Iterator[tuple[str, dict[str, Any]]]:
+    """A loopback server answering the keys path as `answer` says (status, headers, body)."""
+    import http.server
+    import threading
+
+    answer: dict[str, Any] = {"status": 200, "headers": {}, "body": b"{}"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(answer["status"])
+            for name, value in answer["headers"].items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer["body"])))
+            self.end_headers()
+            self.wfile.write(answer["body"])
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/keys", answer
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        (302, {"Location": "http://127.0.0.1:9/elsewhere"}, b""),  # never followed
+        (200, {}, b"{" + b" " * (caller_auth.MAX_KEYS_BYTES + 10) + b"}"),  # too large
+        (200, {}, b"not json"),
+        (200, {}, b'{"keys": []}'),  # no signing key in it
+        (500, {}, b"oops"),
+    ],
+    ids=["redirect", "too-large", "not-json", "no-keys", "error"],
+)
+def test_a_bad_keys_answer_is_an_outage_not_a_key_set(
+    keys_server: tuple[str, dict[str, Any]], status: int, headers: dict[str, str], body: bytes
+) -> None:
+    url, answer = keys_server
+    answer.update(status=status, headers=headers, body=body)
+    keys = caller_auth.CallerKeys(url, fetch_timeout=2)
+    with pytest.raises(caller_auth.KeysUnavailable):
+        keys.key("any")
+    assert keys.fetches == 1
