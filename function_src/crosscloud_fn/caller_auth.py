@@ -16,6 +16,7 @@ serving. Nothing cached and the endpoint down is a 503, never a 200 nor a 401.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -59,6 +61,8 @@ FAILED_FETCH_BACKOFF = 5.0
 """With nothing cached, a failed fetch is not retried sooner: requests fail fast with 503."""
 MAX_LEEWAY = 300
 """Clock skew allowed on `exp`/`nbf` (seconds); the issue's upper bound."""
+MAX_REMEMBERED = 1024
+"""Admitted tokens remembered per process (by hash) so a repeated token skips the signature."""
 MAX_TOKEN_CHARS = 16 * 1024
 """Entra access tokens are a few KB; anything longer is refused before parsing."""
 MAX_KEYS_BYTES = 512 * 1024
@@ -305,19 +309,58 @@ def _short(value: Any) -> str:
 
 
 class CallerGuard:
-    """Checks the `Authorization` header of one request; built once per process."""
+    """Checks the `Authorization` header of one request; built once per process.
 
-    def __init__(self, settings: CallerSettings, keys: CallerKeys | None = None) -> None:
+    A token that passed every check is remembered (by its SHA-256, never the token itself) until
+    its `exp` plus the allowed skew, so a caller sending the same token again costs a hash and a
+    lookup instead of a signature check. What a token says cannot change; only time can make it
+    invalid, and that is checked on every use. At most `MAX_REMEMBERED` tokens, least recently
+    used dropped first.
+    """
+
+    def __init__(
+        self,
+        settings: CallerSettings,
+        keys: CallerKeys | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.keys = keys or CallerKeys(
             settings.keys_url,
             refresh_seconds=settings.refresh_seconds,
             fetch_timeout=settings.fetch_timeout,
         )
+        self._clock = clock
+        self._admitted: OrderedDict[bytes, tuple[Caller, float, float]] = OrderedDict()
+        self._admitted_lock = threading.Lock()
 
     def check(self, authorization: str | None) -> Caller:
         """The caller, or `Refused` with the 401/403/503 answer."""
         token = self._bearer(authorization)
+        digest = hashlib.sha256(token.encode()).digest()
+        with self._admitted_lock:
+            remembered = self._admitted.get(digest)
+            if remembered is not None:
+                self._admitted.move_to_end(digest)
+        if remembered is not None:
+            caller, not_before, expires = remembered
+            now = self._clock()
+            if now > expires + MAX_LEEWAY:
+                self._forget(digest)
+                raise self._invalid("exp", "the token has expired")
+            if now < not_before - MAX_LEEWAY:  # only a clock set back gets here
+                raise self._invalid("nbf", "the token is not valid yet (nbf)")
+            return caller
+        caller, claims = self.verify(token)
+        with self._admitted_lock:
+            self._admitted[digest] = (caller, float(claims["nbf"]), float(claims["exp"]))
+            while len(self._admitted) > MAX_REMEMBERED:
+                self._admitted.popitem(last=False)
+        return caller
+
+    def verify(self, token: str) -> tuple[Caller, dict[str, Any]]:
+        """Every check on `token` (no memory): the caller and the token's claims, or `Refused`."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -344,7 +387,11 @@ class CallerGuard:
         )
         if self.settings.role not in caller.roles:
             raise Refused(errors.forbidden(self.settings.role, caller.oid), "forbidden", caller)
-        return caller
+        return caller, claims
+
+    def _forget(self, digest: bytes) -> None:
+        with self._admitted_lock:
+            self._admitted.pop(digest, None)
 
     def _bearer(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").strip().partition(" ")

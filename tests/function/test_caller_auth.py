@@ -347,7 +347,8 @@ def test_cached_keys_keep_serving_while_the_keys_endpoint_is_down(
     assert client.call("list").status == 200
     world.entra.keys_outage_status = 503
     clock.now += caller_auth.MAX_KEY_SET_AGE + 1  # the set is due for its periodic refresh
-    answer = client.call("list")
+    # A token the guard has not seen yet (a seen one is admitted without looking at the keys).
+    answer = client.call("list", authorization=bearer(world.entra.sign(claims(world))))
     assert answer.status == 200, answer.body
     assert keys.fetches == 2 and world.entra.keys_requests == 2  # tried, failed, served cached
     # A kid nobody published is still refused while the endpoint is down (not a 503).
@@ -381,6 +382,62 @@ def test_a_keys_endpoint_that_never_answers_costs_one_timeout_then_503(
         answer = fn.call("list")
     assert answer.status == 503
     assert answer.body["error"]["code"] == "caller_keys_unavailable"
+
+
+# ---- admitted tokens are remembered, never past their expiry ------------------------------------
+
+
+def test_a_repeated_token_is_checked_once_then_remembered(
+    client: FunctionClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real_decode = caller_auth.jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(caller_auth.jwt, "decode", counting)
+    for _ in range(3):
+        assert client.call("whoami").status == 200
+    assert decoded == [world.caller_token]
+    # A different token is checked in full, and a refused one is never remembered.
+    late = world.entra.issue_caller_token(
+        world.identities["caller"], world.caller_audience, expired=True
+    )
+    for _ in range(2):
+        refused(client, bearer(late))
+    assert decoded == [world.caller_token, late, late]
+
+
+def test_a_remembered_token_is_refused_once_it_expires(world: World) -> None:
+    clock = Clock()
+    clock.now = time.time()
+    settings = caller_auth.CallerSettings.from_env(
+        {**_env(world), "AZURE_AUTHORITY_HOST": world.entra.base_url}
+    )
+    guard = caller_auth.CallerGuard(settings, clock=clock)
+    token = world.entra.sign(claims(world, exp=int(clock.now) + 60))
+    assert guard.check(bearer(token)).oid == world.identities["caller"].principal_id
+    clock.now += 60 + caller_auth.MAX_LEEWAY - 1  # within the allowed skew: still in
+    assert guard.check(bearer(token)).oid == world.identities["caller"].principal_id
+    clock.now += 2
+    with pytest.raises(caller_auth.Refused) as refusal:
+        guard.check(bearer(token))
+    assert refusal.value.outcome == "invalid_token:exp"
+
+
+def test_at_most_so_many_tokens_are_remembered(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(caller_auth, "MAX_REMEMBERED", 3)
+    settings = caller_auth.CallerSettings.from_env(
+        {**_env(world), "AZURE_AUTHORITY_HOST": world.entra.base_url}
+    )
+    guard = caller_auth.CallerGuard(settings)
+    for n in range(5):
+        guard.check(bearer(world.entra.sign(claims(world, uti=str(n)))))
+    assert len(guard._admitted) == 3
 
 
 # ---- what is logged ----------------------------------------------------------------------------
