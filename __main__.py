@@ -22,6 +22,7 @@ from components.function_app import FlexFunctionApp, FlexFunctionAppArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Names
 from components.oidc_provider import existing_provider_arn
+from components.reader_api import ReaderApi, ReaderApiArgs
 from components.settings import load_settings
 from components.shared_federation import SharedFederation, SharedFederationArgs
 from components.storage_account import SecureStorageAccount, SecureStorageAccountArgs
@@ -124,6 +125,23 @@ else:
             aws_invoke,
         )
 
+# The front door: callers present an Entra token for this stack's own reader API (never the
+# federation app; with a foundation too, each environment has its own).
+callers = {f"caller-{object_id}": object_id for object_id in settings.caller_principal_ids}
+if settings.deployer_is_caller:
+    callers["deployer"] = azure.object_id
+reader_api = ReaderApi(
+    "reader-api",
+    ReaderApiArgs(
+        display_name=settings.caller_app_display_name or names.reader_api_display_name,
+        tenant_id=azure.tenant_id,
+        app_role_id=names.reader_api_role_id,
+        scope_id=names.reader_api_scope_id,
+        callers=callers,
+        owner_object_ids=(azure.object_id,),
+    ),
+)
+
 # Built (or taken from the cache) on every preview: the deployments are keyed by its sha256.
 package = build.build_package(FUNCTION_SOURCE, settings.python_version)
 
@@ -136,6 +154,10 @@ function_settings = {
     "CROSSCLOUD_S3_BUCKET": bucket_name,
     "CROSSCLOUD_BLOB_ACCOUNT_URL": data_storage.blob_endpoint,
     "CROSSCLOUD_BLOB_CONTAINER": DATA_CONTAINER,
+    "CROSSCLOUD_TENANT_ID": azure.tenant_id,
+    "CROSSCLOUD_CALLER_AUDIENCE": reader_api.audience,
+    "CROSSCLOUD_CALLER_CLIENT_ID": reader_api.client_id,
+    "CROSSCLOUD_CALLER_ROLE": reader_api.role,
 }
 if settings.s3_key_prefix:
     function_settings["CROSSCLOUD_S3_KEY_PREFIX"] = settings.s3_key_prefix
@@ -270,3 +292,5 @@ pulumi.export("resourceGroupName", group.name)
 pulumi.export("functionAppNames", {kind: app.app_name for kind, app in apps.items()})
 pulumi.export("logAnalyticsWorkspaceId", monitoring.workspace_customer_id)
 pulumi.export("accessLogBucket", access_logs.log_bucket_name)
+pulumi.export("callerAudience", reader_api.audience)
+pulumi.export("callerClientId", reader_api.client_id)

@@ -12,6 +12,12 @@ counted at the fakes.
 - latency_ratio = seed-style / ours.
 - parallel_read_ratio = sequential / ours, where "sequential" reads Blob then S3 with the same
   warm clients: what reading both clouds costs without the thread pool.
+- auth_overhead_ratio = warm /api/read with the front door checking the caller's Entra token /
+  the same read with a guard that admits without checking, alternated in the same run, with no
+  injected latency (issue 16 goal: within 10%); keys_fetches_per_request: key-set fetches the
+  fake Entra received during the warm requests, per request (goal 0: the keys are cached per
+  process); caller_check_us: one check of a token the guard admitted before (hash + lookup +
+  expiry); caller_verify_us: the full check of a token (parse, RS256 signature, claims).
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ STS_LATENCY = 0.150
 BLOB_LATENCY = 0.040
 S3_LATENCY = 0.060
 WARM_REQUESTS = 50
+AUTH_PAIRS = 200
+"""Alternated warm reads with and without the caller check: the check costs ~0.15 ms of a
+~13 ms read, so the medians need more samples than the other figures to rise above the noise."""
 SAMPLES = 20
 QUICK_WARM_REQUESTS = 10
 QUICK_SAMPLES = 5
@@ -70,6 +79,8 @@ class Fakes:
     client_id: str
     deployer: ContainerClient
     """The container, as the deployer (Storage Blob Data Contributor): for benches' own data."""
+    caller_token: str = ""
+    """An assigned caller's access token for the reader API (the front door's audience)."""
 
     def reset_counts(self) -> None:
         self.entra.reset_counts()
@@ -101,6 +112,14 @@ def fakes() -> Iterator[Fakes]:
         host = entra.add_host("crosscloud-bench", user_identities=[uami])
         audience = trust.tenant_audience(entra.tenant_id)
         entra.add_federation_app(audience, assigned=[uami.principal_id])
+        caller = entra.new_identity("caller")
+        caller_audience = trust.tenant_audience(entra.tenant_id, "crosscloud-bench-reader-api")
+        reader_api = entra.add_federation_app(
+            caller_audience,
+            "reader-api",
+            app_role="CrossCloud.Read",
+            assigned=[caller.principal_id],
+        )
         aws = stack.enter_context(MotoServer(region=REGION))
         azurite = stack.enter_context(Azurite(tls))
         gate = stack.enter_context(
@@ -154,9 +173,22 @@ def fakes() -> Iterator[Fakes]:
                 "CROSSCLOUD_S3_BUCKET": BUCKET,
                 "CROSSCLOUD_BLOB_ACCOUNT_URL": gate.endpoint,
                 "CROSSCLOUD_BLOB_CONTAINER": CONTAINER,
+                "AZURE_AUTHORITY_HOST": entra.base_url,
+                "CROSSCLOUD_TENANT_ID": entra.tenant_id,
+                "CROSSCLOUD_CALLER_AUDIENCE": caller_audience,
+                "CROSSCLOUD_CALLER_CLIENT_ID": reader_api.app_id,
             },
         ):
-            yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id, container)
+            yield Fakes(
+                entra,
+                aws,
+                gate,
+                audience,
+                role_arn,
+                uami.client_id,
+                container,
+                entra.issue_caller_token(caller, caller_audience),
+            )
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -210,10 +242,14 @@ def run(quick: bool = False) -> dict[str, float]:
         import azure.functions as func
 
         handler = route_handlers()["read"]  # puts function_src on the path, as the host does
-        from crosscloud_fn import service
+        from crosscloud_fn import caller_auth, service
 
         request = func.HttpRequest(
-            "GET", "https://fn.local/api/read", params={"name": OBJECT}, body=b""
+            "GET",
+            "https://fn.local/api/read",
+            params={"name": OBJECT},
+            headers={"Authorization": f"Bearer {f.caller_token}"},
+            body=b"",
         )
 
         def ours() -> None:
@@ -223,10 +259,12 @@ def run(quick: bool = False) -> dict[str, float]:
 
         f.inject_latency()
         service.replace(None)
-        ours()  # cold: one token per audience and one STS call
+        caller_auth.replace(None)
+        ours()  # cold: one token per audience and one STS call, and the caller keys
         f.reset_counts()
         warm = [timed(ours) for _ in range(warm_requests)]
         token_calls, sts_calls = f.entra.token_requests, f.aws.web_identity_calls
+        keys_fetches = f.entra.keys_requests
 
         runtime = service.current()
         sequential = [
@@ -234,7 +272,17 @@ def run(quick: bool = False) -> dict[str, float]:
             for _ in range(samples)
         ]
         seed_style = [timed(lambda: seed_style_read(f)) for _ in range(samples)]
+        # Without injected latency, so the check's cost is not lost in the clouds' 60 ms.
+        f.entra.latency = f.aws.sts_latency = f.aws.s3_latency = f.gate.latency = 0.0
+        with_auth, without_auth = auth_overhead(caller_auth, ours)
+        guard = caller_auth.current()
+        check_us = [
+            timed(lambda: guard.check(request.headers.get("Authorization"))) * 1e3
+            for _ in range(samples * 10)
+        ]
+        verify_us = [timed(lambda: guard.verify(f.caller_token)) * 1e3 for _ in range(samples * 10)]
         service.replace(None)
+        caller_auth.replace(None)  # the next bench has its own fakes, tenant and keys
 
     ours_ms = statistics.median(warm)
     seed_ms = statistics.median(seed_style)
@@ -245,4 +293,33 @@ def run(quick: bool = False) -> dict[str, float]:
         "ours_latency_ms": ours_ms,
         "latency_ratio": seed_ms / ours_ms,
         "parallel_read_ratio": statistics.median(sequential) / ours_ms,
+        "warm_read_auth_ms": statistics.median(with_auth),
+        "warm_read_no_auth_ms": statistics.median(without_auth),
+        "auth_overhead_ratio": statistics.median(with_auth) / statistics.median(without_auth),
+        "keys_fetches_per_request": keys_fetches / WARM_REQUESTS,
+        "caller_check_us": statistics.median(check_us),
+        "caller_verify_us": statistics.median(verify_us),
     }
+
+
+def auth_overhead(caller_auth: Any, read: Callable[[], None]) -> tuple[list[float], list[float]]:
+    """Warm reads with the real front door and with one that admits without checking,
+    alternated so both see the same conditions (same run, same warm clients)."""
+    guard = caller_auth.current()  # warm: keys cached by the reads before
+
+    class AdmitAll:
+        """The baseline: what a request costs when nothing checks the caller."""
+
+        def check(self, authorization: str | None) -> Any:
+            return caller_auth.Caller(oid=None, appid=None, kind="app", roles=())
+
+    with_auth: list[float] = []
+    without_auth: list[float] = []
+    for n in range(AUTH_PAIRS):
+        # Which goes first alternates too: the first read of a pair is not the second's equal.
+        order = ((guard, with_auth), (AdmitAll(), without_auth))
+        for chosen, samples in order if n % 2 == 0 else reversed(order):
+            caller_auth.replace(chosen)
+            samples.append(timed(read))
+    caller_auth.replace(guard)
+    return with_auth, without_auth

@@ -138,3 +138,19 @@ class Names:
     def app_role_id(self) -> str:
         """The app role's id must be a GUID that never changes for the stack (Entra keys on it)."""
         return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.prefix}/{self.stack}/{self._hash}/role"))
+
+    @property
+    def reader_api_display_name(self) -> str:
+        """Default display name of the reader API app: one per stack, so environments that
+        share a foundation still each have their own front door."""
+        return f"{self.prefix}-{self.stack}-reader-api"
+
+    @property
+    def reader_api_role_id(self) -> str:
+        """The reader API's `CrossCloud.Read` role id (stable: Entra keys assignments on it)."""
+        return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.prefix}/{self.stack}/{self._hash}/reader"))
+
+    @property
+    def reader_api_scope_id(self) -> str:
+        """The reader API's delegated scope id (stable: pre-authorization names it)."""
+        return str(uuid.uuid5(_UUID_NAMESPACE, f"{self.prefix}/{self.stack}/{self._hash}/scope"))

@@ -135,6 +135,27 @@ class Settings:
     """`crosscloud:awsOutboundFederation`: `create` enables IAM outbound web identity federation
     in the AWS account (protected from destroy), `existing` reads the account's; with a
     foundation, the foundation owns it."""
+    caller_app_display_name: str | None = None
+    """`crosscloud:callerAppDisplayName`: display name of the reader API app (the front door's
+    audience); unset: `{prefix}-{stack}-reader-api`."""
+    caller_principal_ids: tuple[str, ...] = ()
+    """`crosscloud:callerPrincipalIds`: object ids of users, groups, service principals or
+    managed identities given the reader API's `CrossCloud.Read` role."""
+    deployer_is_caller: bool = True
+    """`crosscloud:deployerIsCaller`: whether whoever runs `pulumi up` gets `CrossCloud.Read`
+    too (so `make verify` can call the apps with the operator's own token)."""
+
+
+def _boolean(parser: Parser, name: str, default: bool) -> bool:
+    """`true`/`false` (Pulumi hands config to programs as text)."""
+    value = parser.raw.get(name)
+    if value is None:
+        return default
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        parser.fail(name, value, "true or false")
+        return default
+    return text == "true"
 
 
 def audience_choice(value: str) -> AudienceChoice:
@@ -144,8 +165,11 @@ def audience_choice(value: str) -> AudienceChoice:
     return AudienceChoice("custom", value)
 
 
-def _principal_ids(parser: Parser) -> tuple[str, ...]:
-    name = "extraPrincipalIds"
+def _principal_ids(
+    parser: Parser,
+    name: str = "extraPrincipalIds",
+    what: str = "a service-principal object id (a GUID)",
+) -> tuple[str, ...]:
     value = parser.structured(name, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         parser.fail(name, parser.raw[name], "expected a list of object ids (GUID strings)")
@@ -153,7 +177,7 @@ def _principal_ids(parser: Parser) -> tuple[str, ...]:
     ids = [item.strip().lower() for item in value]
     bad = [item for item in ids if not GUID.fullmatch(item)]
     if bad:
-        parser.fail(name, bad, "each entry must be a service-principal object id (a GUID)")
+        parser.fail(name, bad, f"each entry must be {what}")
         return ()
     if len(set(ids)) != len(ids):
         parser.fail(name, parser.raw[name], "each object id may appear only once")
@@ -184,6 +208,9 @@ ALLOWED_KEYS = (
     "allowUnlistedAwsRegion",
     "awsReaders",
     "awsOutboundFederation",
+    "callerAppDisplayName",
+    "callerPrincipalIds",
+    "deployerIsCaller",
 )
 # Keys a foundation stack owns: an environment that names a foundation must not set them.
 FOUNDATION_OWNED_KEYS = (
@@ -310,6 +337,14 @@ def parse_settings(
                 else "one of " + ", ".join(OUTBOUND_FEDERATION_CHOICES)
             ),
         ),
+        caller_app_display_name=parser.string("callerAppDisplayName", "", display_name_problem)
+        or None,
+        caller_principal_ids=_principal_ids(
+            parser,
+            "callerPrincipalIds",
+            "the object id (a GUID) of a user, group, service principal or managed identity",
+        ),
+        deployer_is_caller=_boolean(parser, "deployerIsCaller", defaults.deployer_is_caller),
     )
     if "foundation" in raw:
         for name in FOUNDATION_OWNED_KEYS:

@@ -14,31 +14,75 @@ from crosscloud_fn import redaction
 # Before anything can log: no record created in this process may carry a credential.
 redaction.install()
 
-from crosscloud_fn import errors, service, telemetry  # noqa: E402 - after redaction.install()
+from crosscloud_fn import caller_auth, errors, service, telemetry  # noqa: E402 - after redaction
 from crosscloud_fn.names import BadName, validate_name  # noqa: E402
 from crosscloud_fn.settings import SettingsError  # noqa: E402
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# ANONYMOUS at the host: a function key is a shared secret that says nothing about the caller.
+# Every route is guarded in code by an Entra access token instead (crosscloud_fn/caller_auth.py).
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("crosscloud")
 
 
-def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
+def _json(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(body, ensure_ascii=False),
         status_code=status,
         mimetype="application/json",
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            **(headers or {}),
+        },
     )
 
 
-def _answer(route: str, work: Callable[[service.CrossCloud], dict[str, Any]]) -> func.HttpResponse:
-    """Run `work` and turn any failure into the JSON error shape; never a stack trace."""
+def _admit(req: func.HttpRequest, request: telemetry.Request) -> func.HttpResponse | None:
+    """None when the caller's token passes; else the 401/403/503 (or 500 misconfigured) answer."""
+    try:
+        caller = caller_auth.current().check(req.headers.get("Authorization"))
+    except caller_auth.Refused as refused:
+        request.note_caller(refused.caller, refused.outcome)
+        telemetry.finish(request, refused.error.status, refused.error.code)
+        headers = getattr(refused.error, "headers", None)
+        return _json(refused.error.status, refused.error.body(), headers)
+    except SettingsError as exc:
+        request.note_caller(None, "misconfigured")
+        failure = errors.misconfigured(exc)
+        telemetry.finish(request, failure.status, failure.code)
+        return _json(failure.status, failure.body())
+    except Exception:
+        # Fail closed: a fault in the check never lets a request through.
+        log.exception("unexpected failure checking the caller of %s", request.route)
+        request.note_caller(None, "error")
+        failure = errors.internal()
+        telemetry.finish(request, failure.status, failure.code)
+        return _json(failure.status, failure.body())
+    request.note_caller(caller, "ok")
+    return None
+
+
+def _answer(
+    route: str,
+    req: func.HttpRequest,
+    work: Callable[[service.CrossCloud, caller_auth.Caller | None], dict[str, Any]],
+    prepare: Callable[[], None] | None = None,
+) -> func.HttpResponse:
+    """Admit the caller, run `work` and turn any failure into the JSON error shape; never a
+    stack trace. The caller is checked before anything else is looked at or called."""
     request = telemetry.begin(route)
+    refused = _admit(req, request)
+    if refused is not None:
+        return refused
     runtime = None
     try:
+        if prepare is not None:
+            prepare()  # input checks: before the runtime is built or any cloud is called
         runtime = service.current()
         request.attach(runtime)
-        status, body = 200, work(runtime)
+        status, body = 200, work(runtime, request.caller)
     except errors.CrossCloudError as exc:
         status, body = exc.status, exc.body()
     except SettingsError as exc:
@@ -57,23 +101,28 @@ def _answer(route: str, work: Callable[[service.CrossCloud], dict[str, Any]]) ->
 @app.route(route="list", methods=["GET"])
 def list_objects(req: func.HttpRequest) -> func.HttpResponse:
     """Names in the container and the bucket, plus which identity read them."""
-    return _answer("list", lambda runtime: runtime.list_all())
+    return _answer("list", req, lambda runtime, _caller: runtime.list_all())
 
 
 @app.route(route="read", methods=["GET"])
 def read_object(req: func.HttpRequest) -> func.HttpResponse:
     """The object called `name` from both stores: size, sha256 and text."""
-    try:
-        # A bad name is refused before any cloud is called.
-        name = validate_name(req.params.get("name"))
-    except BadName as exc:
-        failure = errors.bad_name(exc)
-        telemetry.finish(telemetry.begin("read"), failure.status, failure.code)
-        return _json(failure.status, failure.body())
-    return _answer("read", lambda runtime: runtime.read(name))
+    names: list[str] = []
+
+    def check_name() -> None:
+        try:
+            names.append(validate_name(req.params.get("name")))
+        except BadName as exc:
+            raise errors.bad_name(exc) from None
+
+    return _answer("read", req, lambda runtime, _caller: runtime.read(names[0]), check_name)
 
 
 @app.route(route="whoami", methods=["GET"])
 def whoami(req: func.HttpRequest) -> func.HttpResponse:
-    """The federation token's non-secret claims (never the token)."""
-    return _answer("whoami", lambda runtime: runtime.whoami())
+    """The federation token's non-secret claims and who called (never a token)."""
+
+    def whoami(runtime: service.CrossCloud, caller: caller_auth.Caller | None) -> dict[str, Any]:
+        return {**runtime.whoami(), "caller": caller.public() if caller else None}
+
+    return _answer("whoami", req, whoami)

@@ -1,6 +1,7 @@
 """A fake Azure Resource Manager endpoint for a function app: its host keys and its functions.
 
-`make verify` gets a function key the way an operator does against Azure:
+The platform still has function keys, and an operator could list them as against Azure (nothing
+on a user's path does: the apps' routes want an Entra token, docs/callers.md):
 `POST {arm}/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Web/sites/{app}`
 `/host/default/listkeys?api-version=...` with a bearer token for `https://management.azure.com`,
 and gets `{"masterKey": ..., "functionKeys": {"default": ...}, "systemKeys": {}}`.

@@ -17,7 +17,11 @@ Built from a `World` (the program run under mocks, see world.py), it starts:
   `shipping/build.py` makes from function_src (built for the running Python, cached by content
   hash), unpacked and run in an interpreter that sees only the standard library and the package,
   with the app's own environment and function keys;
-- a fake ARM endpoint that hands those keys to the operator (`listkeys`), for `make verify`.
+- a fake ARM endpoint that hands those keys to the operator (`listkeys`), as ARM would; nothing
+  on a user's path needs them any more: the apps' routes are anonymous at the host and let in
+  only callers with an Entra token for the stack's reader API (every world's reader API is
+  registered in the fake Entra, with the program's assignments; `AZURE_AUTHORITY_HOST` points
+  the function's key fetch at the fake).
 
 The function code is pointed at all this only through the variables the SDKs honour
 (IDENTITY_ENDPOINT/IDENTITY_HEADER, REQUESTS_CA_BUNDLE, AWS_ENDPOINT_URL_STS/_S3, AWS_CA_BUNDLE)
@@ -158,6 +162,11 @@ class LocalCloud:
         self.gate: BlobGate
         self.arm: FakeArm
         self.operator: AppHost
+        self.deployer: Identity
+        """Who runs `pulumi up` and `make verify`; a caller of the apps by default."""
+        self.person: Identity
+        """A person assigned the reader API's role by hand (signs in through the Azure CLI)."""
+        self._caller_tokens: dict[str, str] = {}
         self._operator_aws: dict[str, str] = {}
         """The operator's moto keys (iam:GetRole only), for `make verify`."""
         self.hosts: dict[str, FunctionHost] = {}
@@ -197,6 +206,20 @@ class LocalCloud:
             assignment_required=world.assignment_required,
         )
         deployer = _identity(OPERATOR, world.deployer)
+        self.deployer = deployer
+        # Each stack's reader API (the front door's audience), with the program's assignments;
+        # plus, by hand, a person who signs in through the Azure CLI (as one named in
+        # crosscloud:callerPrincipalIds would).
+        self.person = entra.new_user("person")
+        for other in self._worlds():
+            reader_api = entra.add_federation_app(
+                other.caller_audience,
+                "reader-api",
+                app_role=other.caller_role,
+                assigned=other.callers
+                | ({self.person.principal_id} if other is world else frozenset()),
+            )
+            reader_api.app_id = other.caller_client_id
         self.operator = entra.add_host(OPERATOR, system_identity=deployer)
         self.verifier = sts_front(world, entra.jwks_url, tls.ca_cert, self.neighbours.values())
         self.aws = CloudMoto(tls, region=world.region, sts_guard=self.verifier)
@@ -293,6 +316,8 @@ class LocalCloud:
             "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
             **plan.app.settings,
             "CROSSCLOUD_BLOB_ACCOUNT_URL": self.gate.endpoint,
+            # The front door reads the tenant's signing keys from here (as azure-identity does).
+            "AZURE_AUTHORITY_HOST": self.entra.base_url,
             "WEBSITE_SITE_NAME": plan.app.name,
             **host.env(),
             "REQUESTS_CA_BUNDLE": ca,
@@ -322,12 +347,19 @@ class LocalCloud:
         route: str,
         params: Mapping[str, str] | None = None,
         *,
-        key: str | None = "",
+        token: str | None = "",
+        key: str | None = None,
     ) -> Reply:
-        """GET /api/{route} on an app's host over HTTPS. `key` "" sends the app's default
-        function key in `x-functions-key`; None sends none; any other value is sent as is."""
+        """GET /api/{route} on an app's host over HTTPS. `token` "" sends the deployer's access
+        token for the app's reader API (`Authorization: Bearer`); None sends none; any other
+        value is sent as the bearer token. `key`, when given, is sent in `x-functions-key` (the
+        host ignores it: the routes are anonymous there and guarded in code)."""
         host = self.hosts[app]
-        headers = {"x-functions-key": key or host.keys.default} if key is not None else {}
+        headers: dict[str, str] = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token or self.caller_token(app)}"
+        if key is not None:
+            headers["x-functions-key"] = key
         path = f"/api/{route}" + (f"?{urlencode(params)}" if params else "")
         context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
         connection = http.client.HTTPSConnection(LOOPBACK, host.port, context=context, timeout=90)
@@ -340,6 +372,23 @@ class LocalCloud:
             connection.close()
         ms = (time.perf_counter() - started) * 1e3
         return Reply(response.status, json.loads(data) if data else None, ms)
+
+    def caller_audience(self, app: str) -> str:
+        """The reader API audience the app's front door accepts (from its app settings)."""
+        return self.hosts[app].env["CROSSCLOUD_CALLER_AUDIENCE"]
+
+    def caller_token(self, app: str, caller: Identity | None = None, **claims: Any) -> str:
+        """An access token for the app's reader API, issued by the fake Entra to `caller` (the
+        deployer by default, cached), applying its assignment rules; `claims` as
+        `FakeEntra.issue_caller_token` takes them (user, roles, tenant_id, expired)."""
+        audience = self.caller_audience(app)
+        if caller is None and not claims:
+            if audience not in self._caller_tokens:
+                self._caller_tokens[audience] = self.entra.issue_caller_token(
+                    self.deployer, audience
+                )
+            return self._caller_tokens[audience]
+        return self.entra.issue_caller_token(caller or self.deployer, audience, **claims)
 
     def usage(self, app: str) -> Usage:
         session_prefix = f"crosscloud-{self.hosts[app].plan.app.name}-"

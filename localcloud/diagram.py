@@ -100,7 +100,13 @@ def draw(run: ProgramRun) -> str:
     """The Mermaid flowchart of `run`'s trust chain."""
     graph = _Graph()
     labels = _identities(run)
-    role_holders = sorted(a.inputs["principalObjectId"] for a in run.of_type(APP_ROLE_ASSIGNMENT))
+    # The federation app's role holders; the reader API's callers (components/reader_api.py,
+    # children named reader-api-*) never reach AWS.
+    role_holders = sorted(
+        a.inputs["principalObjectId"]
+        for a in run.of_type(APP_ROLE_ASSIGNMENT)
+        if not a.name.startswith("reader-api-")
+    )
     # The role Entra identities assume (its trust names a federated principal); the AWS readers'
     # Lambda role, trusted by the Lambda service, is drawn by `_aws_readers`.
     (role,) = [r for r in run.of_type(IAM_ROLE) if "Federated" in r.inputs["assumeRolePolicy"]]
@@ -132,7 +138,8 @@ def draw(run: ProgramRun) -> str:
             f"<br/>object id {_short(principal)}",
             "round",
         )
-    applications = run.of_type(APPLICATION)
+    # The federation app (the reader API, reader-api-app, is the apps' front door, not AWS's).
+    applications = [a for a in run.of_type(APPLICATION) if not a.name.startswith("reader-api-")]
     app_name = applications[0].inputs["displayName"] if applications else "of the foundation stack"
     graph.node("fed", f"Entra app {app_name}<br/>role AssumeAWSRole, assignment required")
     readers = [

@@ -50,6 +50,10 @@ MANAGEMENT_RESOURCE = "https://management.azure.com"
 MI_API_VERSION = "2019-08-01"
 MI_PATH = "/msi/token"
 JWKS_PATH = "/discovery/keys"
+# Where a resource server (the function's front door) reads the tenant's signing keys.
+V2_JWKS_PATH = "/discovery/v2.0/keys"
+# The Azure CLI's public client id: what `appid` says in a person's `az account get-access-token`.
+AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 DEFAULT_APP_ROLE = "AssumeAWSRole"
 # Entra hands managed identities tokens valid for about a day (and caches them on its side).
 DEFAULT_TOKEN_LIFETIME = 24 * 3600
@@ -155,6 +159,7 @@ class FakeEntra(LoopbackService):
         self.known_resources = {resource_to_audience(r) for r in known_resources}
         self._private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = uuid.uuid4().hex
+        self._retired_keys: list[tuple[str, rsa.RSAPrivateKey]] = []
         self._lock = threading.Lock()
         self._hosts: dict[str, AppHost] = {}  # by identity header
         self._apps: dict[str, FederationApp] = {}  # by audience
@@ -162,6 +167,10 @@ class FakeEntra(LoopbackService):
         self._by_resource: Counter[str] = Counter()
         # Recent tokens, kept only so tests can prove that none of them leaks into logs/responses.
         self._issued: deque[str] = deque(maxlen=10_000)
+        self.keys_requests = 0
+        """Requests to `{tenant}/discovery/v2.0/keys`: the front door's key fetches."""
+        self.keys_outage_status: int | None = None
+        """When set, that path answers this status (the keys endpoint is down)."""
 
     # ---- the directory -------------------------------------------------------------------------
 
@@ -246,10 +255,31 @@ class FakeEntra(LoopbackService):
         return self._private_key.public_key()
 
     def jwks(self) -> dict[str, Any]:
-        """The signing keys, shaped like Entra's `/discovery/keys`."""
-        jwk = json.loads(RSAAlgorithm.to_jwk(self.public_key))
-        jwk.update({"kid": self.key_id, "use": "sig", "alg": "RS256", "kty": "RSA"})
-        return {"keys": [jwk]}
+        """The signing keys, shaped like Entra's `/discovery/keys` (newest first)."""
+        keys = []
+        for key_id, private_key in [(self.key_id, self._private_key), *self._retired_keys]:
+            jwk = json.loads(RSAAlgorithm.to_jwk(private_key.public_key()))
+            jwk.update({"kid": key_id, "use": "sig", "alg": "RS256", "kty": "RSA"})
+            keys.append(jwk)
+        return {"keys": keys}
+
+    def rotate_signing_key(self) -> str:
+        """Sign with a new key from now on, still publishing the old one (as Entra rolls keys
+        over); returns the new `kid`."""
+        with self._lock:
+            self._retired_keys.insert(0, (self.key_id, self._private_key))
+            self._private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.key_id = uuid.uuid4().hex
+            return self.key_id
+
+    def sign(self, claims: dict[str, Any], *, kid: str | None = None) -> str:
+        """`claims` signed RS256 with the current key (tests craft edge cases with it)."""
+        token = jwt.encode(
+            claims, self._private_key, algorithm="RS256", headers={"kid": kid or self.key_id}
+        )
+        with self._lock:
+            self._issued.append(token)
+        return token
 
     def discovery_document(self) -> dict[str, Any]:
         """The OIDC discovery document an AWS OIDC provider (or an STS front) reads."""
@@ -313,6 +343,65 @@ class FakeEntra(LoopbackService):
             self._issued.append(token)
         return token, expires_on
 
+    def new_user(self, name: str) -> Identity:
+        """A person: `oid` is the user's object id; their tokens come through the Azure CLI."""
+        return Identity(name=name, client_id=AZURE_CLI_CLIENT_ID, principal_id=str(uuid.uuid4()))
+
+    def issue_caller_token(
+        self,
+        caller: Identity,
+        audience: str,
+        *,
+        user: bool = False,
+        roles: list[str] | None = None,
+        tenant_id: str | None = None,
+        expired: bool = False,
+    ) -> str:
+        """A v1 access token for the reader API at `audience`, as Entra issues one to an app or
+        managed identity (client credentials) or to a person through the Azure CLI (`user`,
+        delegated: `scp`).
+
+        `roles` None applies the app's rules (assignment required: an unassigned caller is
+        refused with `EntraRefusal`, as Entra does); a list forces the claim, which is what a
+        token looks like when assignment is not required. `tenant_id` issues it as another tenant
+        would (Entra signs every tenant's tokens with the same keys: only `iss`/`tid` differ);
+        `expired` makes `exp` ten minutes past (beyond any allowed clock skew).
+        """
+        aud = resource_to_audience(audience)
+        if roles is None:
+            with self._lock:
+                app = self._apps.get(aud)
+                if app is None:
+                    raise EntraRefusal(400, "invalid_resource", self._no_such_resource(aud))
+                assigned = caller.principal_id in app.assigned
+                if app.assignment_required and not assigned:
+                    raise EntraRefusal(400, "invalid_request", self._not_assigned(caller, app))
+                roles = [app.app_role] if assigned else []
+        tenant = tenant_id or self.tenant_id
+        issuer = f"https://sts.windows.net/{tenant}/"
+        now = int(time.time())
+        expires = now - 600 if expired else now + 3600
+        claims: dict[str, Any] = {
+            "aud": aud,
+            "iss": issuer,
+            "iat": expires - 3600,
+            "nbf": expires - 3600,
+            "exp": expires,
+            "appid": caller.client_id,
+            "appidacr": "0" if user else "2",
+            "idp": issuer,
+            "oid": caller.principal_id,
+            "sub": caller.principal_id,
+            "tid": tenant,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "1.0",
+        }
+        if user:
+            claims.update({"scp": "user_impersonation", "name": caller.name, "amr": ["pwd"]})
+        if roles:
+            claims["roles"] = roles
+        return self.sign(claims)
+
     def issued_tokens(self) -> list[str]:
         """Tokens issued so far (most recent 10,000): for leak checks only."""
         with self._lock:
@@ -355,6 +444,7 @@ class FakeEntra(LoopbackService):
         with self._lock:
             self._requests.clear()
             self._by_resource.clear()
+            self.keys_requests = 0
 
     def _record(self, request: TokenRequest) -> None:
         with self._lock:
@@ -430,6 +520,14 @@ class FakeEntra(LoopbackService):
                     status, body = entra._answer_mi(
                         parse_qs(url.query), self.headers.get("X-IDENTITY-HEADER")
                     )
+                elif path == f"/{entra.tenant_id}{V2_JWKS_PATH}":
+                    with entra._lock:
+                        entra.keys_requests += 1
+                    outage = entra.keys_outage_status
+                    if outage is not None:
+                        self.send_body(outage, b"Service Unavailable", "text/plain")
+                        return
+                    status, body = 200, entra.jwks()
                 elif path in (JWKS_PATH, f"/{entra.tenant_id}{JWKS_PATH}"):
                     status, body = 200, entra.jwks()
                 elif path in (

@@ -19,9 +19,11 @@ localcloud.https.
 Each app has its own environment (its app settings plus the variables App Service sets:
 IDENTITY_ENDPOINT, IDENTITY_HEADER, WEBSITE_SITE_NAME), so every app has its own settings,
 identity and per-process cached clients, as in Azure. The host does what the Functions host does
-for an HTTP trigger at auth level FUNCTION: it answers 401 unless the request carries one of the
-app's keys (header `x-functions-key` or query `code`), then hands an `azure.functions.HttpRequest`
-to the registered function and sends back its `HttpResponse`.
+for an HTTP trigger at its declared auth level: at FUNCTION (or ADMIN) it answers 401 unless the
+request carries one of the app's keys (header `x-functions-key` or query `code`); at ANONYMOUS,
+what the app declares (its routes are guarded in code by an Entra token), it checks nothing. Then
+it hands an `azure.functions.HttpRequest` to the registered function and sends back its
+`HttpResponse`.
 
 Protocol with the parent: one JSON line on stdin (`name`, `app_root`, `port`, `server_cert`,
 `server_key` and `keys`); the keys travel there rather than in the environment because in Azure
@@ -61,13 +63,18 @@ def package_path(app_root: str) -> list[str]:
     return [str(Path(app_root, SITE_PACKAGES)), app_root]
 
 
-def load_functions(app_root: str) -> dict[str, Callable[[Any], Any]]:
-    """Import the app the way the Python worker does and index its HTTP functions by route."""
+def load_functions(app_root: str) -> dict[str, tuple[Callable[[Any], Any], bool]]:
+    """Import the app the way the Python worker does and index its HTTP functions by route:
+    (function, whether the host wants a key for it - any auth level but ANONYMOUS)."""
     sys.path[:0] = package_path(app_root)
     import function_app
 
     return {
-        fn.get_trigger().route: fn.get_user_function() for fn in function_app.app.get_functions()
+        fn.get_trigger().route: (
+            fn.get_user_function(),
+            str(getattr(fn.get_trigger().auth_level, "name", "FUNCTION")) != "ANONYMOUS",
+        )
+        for fn in function_app.app.get_functions()
     }
 
 
@@ -105,7 +112,7 @@ class _TlsServer(ThreadingHTTPServer):
 
 
 def handler(
-    functions: Mapping[str, Callable[[Any], Any]], keys: Mapping[str, str]
+    functions: Mapping[str, tuple[Callable[[Any], Any], bool]], keys: Mapping[str, str]
 ) -> type[BaseHTTPRequestHandler]:
     import azure.functions as func
 
@@ -135,12 +142,13 @@ def handler(
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             route = url.path.removeprefix(ROUTE_PREFIX) if url.path.startswith(ROUTE_PREFIX) else ""
-            function = functions.get(route)
-            if function is None:
+            if route not in functions:
                 self.send_body(404, b"")
                 return
+            function, wants_key = functions[route]
             params = dict(parse_qsl(url.query, keep_blank_values=True))
-            if not key_matches(self.headers.get(KEY_HEADER) or params.get(KEY_PARAM), keys):
+            offered = self.headers.get(KEY_HEADER) or params.get(KEY_PARAM)
+            if wants_key and not key_matches(offered, keys):
                 # What the Functions host answers for a FUNCTION-level route without a valid key.
                 self.send_body(401, b"")
                 return

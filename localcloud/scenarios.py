@@ -11,6 +11,12 @@ comes from the one place meant to refuse it:
 | wrong-audience | the program's UAMI                      | CROSSCLOUD_AUDIENCE       | STS     |
 | other-bucket   | the program's UAMI                      | the role's S3 permission  | S3      |
 
+Then the front door: every call above carries the deployer's Entra token for the stack's reader
+API (the program makes the deployer a caller); a person signed in through the Azure CLI reads
+too; no token, a function key alone, a token for another audience, an expired one, one from
+another tenant, `alg: none` and HS256 "signed" with the public key are refused with 401, and a
+valid token without the `CrossCloud.Read` role with 403, before any cloud is called.
+
 The end-to-end tests assert the same outcomes (tests/e2e).
 """
 
@@ -22,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcloud.caller_tokens import alg_none, hs256_with_public_key
 from localcloud.cloud import OTHER_BUCKET, ExtraApp, LocalCloud, Reply
-from localcloud.entra import STORAGE_RESOURCE
+from localcloud.entra import STORAGE_RESOURCE, unverified_claims
+
+OTHER_TENANT = "0a0b0c0d-1e1f-4a2b-8c3d-4e5f6a7b8c9d"
 
 EXTRA_APPS: tuple[ExtraApp, ...] = (
     ExtraApp("stranger", copies="sami", new_identity=True, blob_reader=True),
@@ -61,8 +70,10 @@ class Case:
     check: Check | None = None
     warm: bool = False
     """Expects no token and no STS request at the fakes (caches only)."""
-    key: str | None = ""
-    """Function key to send ("" = the app's own, None = none)."""
+    sends: str = "caller"
+    """Which bearer token to send (see `TOKENS`): by default the deployer's, a caller."""
+    key: bool = False
+    """Send the app's function key too (`x-functions-key`)."""
 
     @property
     def what(self) -> str:
@@ -70,7 +81,8 @@ class Case:
         return " ".join(
             [self.route, *self.params.values()]
             + (["(warm)"] if self.warm else [])
-            + (["without key"] if self.key is None else [])
+            + ([f"[{TOKENS[self.sends]}]"] if self.sends != "caller" else [])
+            + (["+ function key"] if self.key else [])
         )
 
     @property
@@ -163,7 +175,39 @@ def cases(shared_name: str) -> list[Case]:
             ),
         ]
     found += [
-        Case("no-function-key", "sami", "read", read, status=401, key=None),
+        Case("person-read", "uami", "read", read, check=_reads_the_program_samples, sends="person"),
+        *(
+            Case(
+                "function-key-only-read" if key else f"{token}-read",
+                "sami",
+                "read",
+                read,
+                status=401,
+                code="unauthenticated",
+                cause=cause,
+                sends=token,
+                key=key,
+            )
+            for token, cause, key in (
+                ("none", "No access token", False),
+                ("none", "No access token", True),
+                ("storage", "aud", False),
+                ("expired", "expired", False),
+                ("other-tenant", "iss", False),
+                ("alg-none", "alg", False),
+                ("hs256", "alg", False),
+            )
+        ),
+        Case(
+            "no-role-read",
+            "uami",
+            "read",
+            read,
+            status=403,
+            code="forbidden",
+            cause="CrossCloud.Read",
+            sends="no-role",
+        ),
         Case(
             "stranger-read",
             "stranger",
@@ -204,9 +248,49 @@ def cases(shared_name: str) -> list[Case]:
     return found
 
 
+TOKENS = {
+    "caller": "deployer's token",
+    "person": "a person's az CLI token",
+    "none": "no token",
+    "storage": "token for storage",
+    "expired": "expired token",
+    "other-tenant": "another tenant's token",
+    "alg-none": "alg none",
+    "hs256": "HS256 with the public key",
+    "no-role": "token without the role",
+}
+"""The bearer tokens a case may send, as the demo table names them."""
+
+
+def bearer(cloud: LocalCloud, case: Case) -> str | None:
+    """The token `case.sends` names, for the case's app ("" = the deployer's, cached)."""
+    entra, app = cloud.entra, case.app
+    if case.sends == "caller":
+        return ""
+    if case.sends == "none":
+        return None
+    if case.sends == "person":
+        return cloud.caller_token(app, cloud.person, user=True)
+    if case.sends == "storage":  # Entra issues it to anyone: storage is a real resource
+        return entra.issue_token(cloud.deployer, STORAGE_RESOURCE)[0]
+    if case.sends == "expired":
+        return cloud.caller_token(app, expired=True)
+    if case.sends == "other-tenant":  # same signing keys (Entra's are shared), other iss/tid
+        return cloud.caller_token(app, tenant_id=OTHER_TENANT)
+    if case.sends == "no-role":  # as issued when assignment is not required
+        return cloud.caller_token(app, entra.new_identity("outsider"), roles=[])
+    claims = unverified_claims(cloud.caller_token(app))
+    if case.sends == "alg-none":
+        return alg_none(claims, kid=entra.key_id)
+    if case.sends == "hs256":
+        return hs256_with_public_key(claims, entra.public_key, entra.key_id)
+    raise ValueError(f"unknown token kind {case.sends!r}")
+
+
 def run_case(cloud: LocalCloud, case: Case) -> Outcome:
     before = cloud.usage(case.app)
-    reply = cloud.call(case.app, case.route, case.params, key=case.key)
+    key = cloud.hosts[case.app].keys.default if case.key else None
+    reply = cloud.call(case.app, case.route, case.params, token=bearer(cloud, case), key=key)
     after = cloud.usage(case.app)
     tokens, sts = after.tokens - before.tokens, after.sts - before.sts
     return Outcome(case, reply, tokens, sts, _problem(case, reply, cloud, tokens, sts))
@@ -252,4 +336,19 @@ def _cloud_code(message: str) -> str:
     for code in ("AADSTS501051", "InvalidIdentityToken", "ExpiredTokenException", "AccessDenied"):
         if code in message:
             return code
+    # The front door's refusals name the failed check.
+    for phrase, check in FRONT_DOOR_CHECKS:
+        if phrase in message:
+            return check
     return ""
+
+
+FRONT_DOOR_CHECKS = (
+    ("No access token", "no token"),
+    ("alg must be RS256", "alg"),
+    ("aud is not", "aud"),
+    ("has expired", "expired"),
+    ("iss is not", "iss"),
+    ("tenant", "tid"),
+    ("does not hold the app role", "no CrossCloud.Read"),
+)

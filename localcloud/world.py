@@ -134,6 +134,13 @@ class World:
     to upload the samples, and is not assigned the app role."""
     apps: Mapping[str, FunctionAppSpec]
     """By kind (`sami`, `uami`)."""
+    caller_audience: str = ""
+    """The reader API's identifier URI: `aud` of the tokens the apps let in (components/
+    reader_api.py)."""
+    caller_client_id: str = ""
+    caller_role: str = "CrossCloud.Read"
+    callers: frozenset[str] = frozenset()
+    """Principal ids the program assigns the reader API's role (the deployer by default)."""
 
     @property
     def extra_principal_ids(self) -> frozenset[str]:
@@ -215,6 +222,27 @@ def derive(run: ProgramRun, foundation: ProgramRun | None = None) -> World:
     app_kinds = {name: kind for kind, name in outputs["functionAppNames"].items()}
     apps = [_app(run, web_app, app_kinds) for web_app in run.of_type(WEB_APP)]
     settings = apps[0].settings
+    reader = _one(
+        (
+            r
+            for r in run.of_type(APPLICATION)
+            if outputs["callerAudience"] in (r.inputs.get("identifierUris") or ())
+        ),
+        "reader API application",
+    )
+    reader_sp = _one(
+        (
+            r
+            for r in run.of_type(SERVICE_PRINCIPAL)
+            if r.inputs["clientId"] == reader.state["clientId"]
+        ),
+        "reader API service principal",
+    )
+    callers = frozenset(
+        r.inputs["principalObjectId"]
+        for r in run.of_type(APP_ROLE_ASSIGNMENT)
+        if r.inputs["resourceObjectId"] == reader_sp.state["objectId"]
+    )
     return World(
         outputs=dict(outputs),
         tenant_id=tenant_id,
@@ -252,6 +280,10 @@ def derive(run: ProgramRun, foundation: ProgramRun | None = None) -> World:
         blob_writers=frozenset(writers),
         deployer=ManagedId(principal_id=deployer_id, client_id=stable_client_id(deployer_id)),
         apps={app.kind: app for app in apps},
+        caller_audience=outputs["callerAudience"],
+        caller_client_id=outputs["callerClientId"],
+        caller_role=settings["CROSSCLOUD_CALLER_ROLE"],
+        callers=callers,
     )
 
 

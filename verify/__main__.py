@@ -20,6 +20,7 @@ from verify.checks import (
     Check,
     VerifyError,
     forged_token_refused_by_sts,
+    front_door_refuses,
     operator_refused_by_entra,
     read_both_clouds,
     require_outputs,
@@ -56,6 +57,7 @@ def run_checks(
     require_outputs(outputs)
     sample = shared_sample()
     checks = [read_both_clouds(credential, outputs, app, sample, timeout) for app in APPS]
+    checks += [front_door_refuses(credential, outputs, app, timeout) for app in APPS]
     checks.append(operator_refused_by_entra(credential, outputs["audience"]))
     checks.append(forged_token_refused_by_sts(outputs, timeout))
     checks.append(trust_policy_pins_identities(outputs, timeout))

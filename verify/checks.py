@@ -27,9 +27,8 @@ from components import trust
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
-DEFAULT_ARM = "https://management.azure.com"
-# listKeys on the Functions host (Microsoft.Web/sites/host/listkeys).
-WEB_API_VERSION = "2024-04-01"
+# A token for this audience is one every operator can get, and the apps must refuse it.
+OTHER_AUDIENCE = "https://management.azure.com"
 REQUIRED_OUTPUTS = (
     "tenantId",
     "trustedPrincipalIds",
@@ -41,6 +40,7 @@ REQUIRED_OUTPUTS = (
     "functionAppNames",
     "samiFunctionHostname",
     "uamiFunctionHostname",
+    "callerAudience",
 )
 APPS = ("sami", "uami")
 
@@ -82,38 +82,22 @@ def shared_sample() -> tuple[str, str, str]:
     return name, digest(azure[name]), digest(aws[name])
 
 
-def _arm_endpoint() -> str:
-    return os.environ.get("CROSSCLOUD_ARM_ENDPOINT", DEFAULT_ARM).rstrip("/")
-
-
 def _verify_tls() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or True
 
 
-def function_key(
-    credential: TokenCredential, outputs: Mapping[str, Any], app: str, timeout: float
-) -> str:
-    """The app's default function key, read through ARM with the operator's identity."""
-    arm = _arm_endpoint()
-    token = credential.get_token(f"{DEFAULT_ARM}/.default").token
-    url = (
-        f"{arm}/subscriptions/{outputs['subscriptionId']}/resourceGroups/"
-        f"{outputs['resourceGroupName']}/providers/Microsoft.Web/sites/"
-        f"{outputs['functionAppNames'][app]}/host/default/listkeys?api-version={WEB_API_VERSION}"
-    )
-    response = requests.post(
-        url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout, verify=_verify_tls()
-    )
-    if response.status_code in (401, 403):
+def caller_token(credential: TokenCredential, outputs: Mapping[str, Any]) -> str:
+    """The operator's own access token for the stack's reader API: the apps let in callers
+    holding `CrossCloud.Read` (the deployer does unless crosscloud:deployerIsCaller is false).
+    No function key, no `listKeys`: the routes are anonymous at the host and guarded in code."""
+    try:
+        return credential.get_token(f"{outputs['callerAudience']}/.default").token
+    except ClientAuthenticationError as error:
         raise VerifyError(
-            f"ARM refused to list the {app} app's function keys ({response.status_code}): the "
-            "operator needs Website Contributor (or Contributor) on the app"
-        )
-    response.raise_for_status()
-    keys = response.json().get("functionKeys") or {}
-    if "default" not in keys:
-        raise VerifyError(f"the {app} app has no default function key yet (is it deployed?)")
-    return str(keys["default"])
+            f"Entra would not give you a token for the reader API {outputs['callerAudience']} "
+            f"({_short(error)}): add your object id to crosscloud:callerPrincipalIds or keep "
+            "crosscloud:deployerIsCaller true, then pulumi up (docs/callers.md)"
+        ) from error
 
 
 def read_both_clouds(
@@ -127,14 +111,14 @@ def read_both_clouds(
     name, azure_sha, aws_sha = sample
     check = f"{app}: /api/read?name={name} answers from both clouds"
     try:
-        key = function_key(credential, outputs, app, timeout)
-    except (VerifyError, requests.RequestException, ClientAuthenticationError) as error:
-        return Check(check, False, _short(error))
+        token = caller_token(credential, outputs)
+    except VerifyError as error:
+        return Check(check, False, str(error))
     host = outputs[f"{app}FunctionHostname"]
     try:
         response = requests.get(
             f"https://{host}/api/read?name={quote(name)}",
-            headers={"x-functions-key": key},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             verify=_verify_tls(),
         )
@@ -154,6 +138,38 @@ def read_both_clouds(
     if wrong:
         return Check(check, False, "content differs from sample_data for " + ", ".join(wrong))
     return Check(check, True, "Azure and S3 copies match sample_data")
+
+
+def front_door_refuses(
+    credential: TokenCredential, outputs: Mapping[str, Any], app: str, timeout: float
+) -> Check:
+    """The app answers 401 `unauthenticated` to a request without a token and to the operator's
+    valid token for another audience (ARM's): it checks `aud`, not just a signature."""
+    check = f"{app}: no token and a token for another audience get 401"
+    host = outputs[f"{app}FunctionHostname"]
+    try:
+        other = credential.get_token(f"{OTHER_AUDIENCE}/.default").token
+    except ClientAuthenticationError as error:
+        return Check(check, False, f"no token for {OTHER_AUDIENCE}: {_short(error)}")
+    seen = []
+    for label, headers in (("no token", {}), ("ARM token", {"Authorization": f"Bearer {other}"})):
+        try:
+            response = requests.get(
+                f"https://{host}/api/whoami", headers=headers, timeout=timeout, verify=_verify_tls()
+            )
+        except requests.RequestException as error:
+            return Check(check, False, f"could not reach https://{host}: {_short(error)}")
+        code = (_json(response).get("error") or {}).get("code")
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if response.status_code != 401 or code != "unauthenticated" or "Bearer" not in challenge:
+            return Check(
+                check,
+                False,
+                f"{label}: HTTP {response.status_code} {code or ''} - the app is open to "
+                "callers it cannot identify (are CROSSCLOUD_CALLER_* set and the package current?)",
+            )
+        seen.append(f"{label} 401")
+    return Check(check, True, ", ".join(seen))
 
 
 def operator_refused_by_entra(credential: TokenCredential, audience: str) -> Check:

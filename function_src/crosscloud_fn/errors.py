@@ -364,3 +364,55 @@ def _safe(claims: ClaimsLookup) -> Mapping[str, Any] | None:
         return claims()
     except Exception:
         return None
+
+
+# ---- the front door (crosscloud_fn/caller_auth.py) ----------------------------------------------
+# Each carries `headers` for the answer: RFC 6750 section 3 challenges, Retry-After on 503.
+
+_CALLER_HINT = (
+    "Send Authorization: Bearer <access token for this API>: a person runs "
+    "`az account get-access-token --resource <callerAudience>`; an app or managed identity asks "
+    "for `<callerAudience>/.default`. A function key is not accepted (docs/callers.md)."
+)
+
+
+def unauthenticated(problem: str | None) -> CrossCloudError:
+    """401: no usable bearer token (`problem` None) or a token that failed the check named."""
+    if problem is None:
+        error = CrossCloudError(
+            401, "unauthenticated", "No access token in the Authorization header.", _CALLER_HINT
+        )
+        error.headers = {"WWW-Authenticate": "Bearer"}
+    else:
+        error = CrossCloudError(
+            401, "unauthenticated", f"The access token was refused: {problem}.", _CALLER_HINT
+        )
+        error.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    return error
+
+
+def forbidden(role: str, oid: str | None) -> CrossCloudError:
+    """403: a valid token whose caller does not hold the reader API's app role."""
+    error = CrossCloudError(
+        403,
+        "forbidden",
+        f"The caller {oid or '(no oid)'} does not hold the app role {role}.",
+        f"Add the caller's object id {oid or ''} to crosscloud:callerPrincipalIds (the stack "
+        f"assigns it {role} on the reader API), run pulumi up, then get a new token.",
+    )
+    error.headers = {}
+    return error
+
+
+def caller_keys_unavailable(reason: str, retry_after: float) -> CrossCloudError:
+    """503: the tenant's signing keys could not be fetched and none are cached."""
+    log.warning("caller signing keys unavailable: %s", reason)
+    error = CrossCloudError(
+        503,
+        "caller_keys_unavailable",
+        "The tenant's token signing keys could not be fetched, so no caller can be checked.",
+        "Entra's keys endpoint (or this app's outbound network) is down; this is not a "
+        f"permission problem. Retry later (in about {max(retry_after, 1):.0f} s).",
+    )
+    error.headers = {"Retry-After": str(max(1, round(retry_after)))}
+    return error

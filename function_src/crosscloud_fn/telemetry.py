@@ -8,7 +8,9 @@ KQL turns it into columns with `parse_json(message)` (docs/operations.md has the
 
 The record holds only what is listed in `FIELDS`: route, status, error code, duration, the
 principal (object) id of the app's identity (an id, not a credential), per-cloud time, cold or
-warm, and whether the AWS credentials were (re)fetched from STS during the request. It never
+warm, whether the AWS credentials were (re)fetched from STS during the request, and the caller:
+its object id, client application id (`appid`/`azp`) and the front door's outcome (`ok`,
+`no_token`, `malformed`, `invalid_token:<check>`, `forbidden`, `keys_unavailable`). It never
 holds a token, a key, a header or an object name chosen by the caller.
 """
 
@@ -36,6 +38,9 @@ FIELDS = (
     "aws_ms",
     "cold",
     "aws_credentials_refreshed",
+    "caller_oid",
+    "caller_appid",
+    "auth",
 )
 log = logging.getLogger("crosscloud.request")
 T = TypeVar("T")
@@ -96,8 +101,17 @@ class Request:
     started: float = field(default_factory=time.perf_counter)
     cloud_ms: dict[str, float] = field(default_factory=dict)
     cold: bool | None = None
+    caller: Any = None
+    """The `caller_auth.Caller` the front door admitted (or refused, when known)."""
+    auth: str | None = None
+    """The front door's outcome."""
     _expiry_before: Any = None
     _token: contextvars.Token | None = None
+
+    def note_caller(self, caller: Any, outcome: str) -> None:
+        """Record who called (ids only, never the token) and what the front door decided."""
+        self.caller = caller
+        self.auth = outcome
 
     def attach(self, runtime: Any) -> None:
         """Note the runtime serving the request (before it does any work)."""
@@ -148,6 +162,9 @@ def record(request: Request, status: int, code: str, runtime: Any = None) -> dic
         "aws_credentials_refreshed": (
             None if runtime is None else expiry_after != request._expiry_before
         ),
+        "caller_oid": getattr(request.caller, "oid", None),
+        "caller_appid": getattr(request.caller, "appid", None),
+        "auth": request.auth,
     }
 
 

@@ -20,6 +20,10 @@ BUCKET = "crosscloud-dev-19cdf400"
 IDENTITY_SETTINGS = [
     {"name": "AzureWebJobsStorage__accountName", "value": "crosscloudhost19cdf400"},
     {"name": "AzureWebJobsStorage__credential", "value": "managedidentity"},
+    # Who may call (policy/rules/function_app_front_door.py).
+    {"name": "CROSSCLOUD_TENANT_ID", "value": TENANT},
+    {"name": "CROSSCLOUD_CALLER_AUDIENCE", "value": f"api://{TENANT}/crosscloud-dev-reader-api"},
+    {"name": "CROSSCLOUD_CALLER_CLIENT_ID", "value": "3bbe8844-e4c7-50a1-9de4-aa94d93154d0"},
 ]
 FUNCTION_APP = {
     "kind": "functionapp,linux",

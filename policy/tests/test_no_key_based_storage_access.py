@@ -9,7 +9,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy.rules import common
 from policy.tests.engine import Resource, evaluate, not_run
-from policy.tests.samples import FUNCTION_APP, function_app
+from policy.tests.samples import FUNCTION_APP, IDENTITY_SETTINGS, function_app
 
 KEY_CONNECTION = "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=c2VjcmV0;"
 SAS_URL = "https://x.blob.core.windows.net/c/p.zip?sv=2022-11-02&sr=b&sig=abc%3D"
@@ -33,7 +33,10 @@ def test_identity_based_app_settings_pass() -> None:
                 **FUNCTION_APP,
                 "siteConfig": {
                     **FUNCTION_APP["siteConfig"],
-                    "appSettings": [{"name": "AzureWebJobsStorage", "value": KEY_CONNECTION}],
+                    "appSettings": [
+                        *IDENTITY_SETTINGS,
+                        {"name": "AzureWebJobsStorage", "value": KEY_CONNECTION},
+                    ],
                 },
             },
         ),
@@ -65,6 +68,7 @@ def test_storage_keys_and_sas_in_settings_are_refused(
 
 def test_settings_not_known_in_preview_do_not_hide_the_others() -> None:
     settings = [
+        *IDENTITY_SETTINGS,
         {"name": "AzureWebJobsStorage__clientId", "value": UNKNOWN_STRING_VALUE},
         {"name": "Data", "value": KEY_CONNECTION},
     ]

@@ -146,11 +146,25 @@ def site_config(**values: Any) -> Change:
     return lambda props: props["siteConfig"].update(values)
 
 
+def drop_app_setting(name: str) -> Change:
+    def change(props: Props) -> None:
+        settings = props["siteConfig"]["appSettings"]
+        settings[:] = [s for s in settings if s["name"] != name]
+
+    return change
+
+
 def add_app_setting(name: str, value: str) -> Change:
     return lambda props: props["siteConfig"]["appSettings"].append({"name": name, "value": value})
 
 
 BROKEN_CHANGES: dict[str, tuple[str, Change, str]] = {
+    # No tenant: the app could not tell who may call (issue 16).
+    "open-front-door": (
+        common.WEB_APP,
+        drop_app_setting("CROSSCLOUD_TENANT_ID"),
+        "function-app-callers-authenticated",
+    ),
     "shared-key-on": (
         common.STORAGE_ACCOUNT,
         lambda p: p.update(allowSharedKeyAccess=True),

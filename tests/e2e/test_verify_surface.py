@@ -1,7 +1,8 @@
 """What `make verify` relies on when pointed at the local cloud: outputs shaped like the stack's,
-function keys only through ARM and only for the operator, FUNCTION-level keys on the hosts -
-and verify itself passing, then failing once an app loses its app role or STS stops checking the
-signature of the worthless token verify sends it (it never sends a live one)."""
+hosts that let in only callers with an Entra token for the reader API (a function key, which ARM
+still lists for the operator only, opens nothing) - and verify itself passing, then failing once
+an app loses its app role or STS stops checking the signature of the worthless token verify
+sends it (it never sends a live one)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,10 @@ def test_arm_lists_keys_for_the_operator_only(cloud: LocalCloud) -> None:
     sami_site = cloud.world.apps["sami"].name
     status, body = arm_post(cloud, sami_site, token_for(cloud, "operator", MANAGEMENT_RESOURCE))
     assert status == 200
-    key = body["functionKeys"]["default"]
-    assert cloud.call("sami", "whoami", key=key).status == 200
-    assert cloud.call("sami", "whoami", key=body["masterKey"]).status == 200
+    # The platform still has keys, but they open nothing: the routes want an Entra token.
+    for key in (body["functionKeys"]["default"], body["masterKey"]):
+        refused = cloud.call("sami", "whoami", token=None, key=key)
+        assert (refused.status, refused.body["error"]["code"]) == (401, "unauthenticated")
 
     status, body = arm_post(cloud, sami_site, token_for(cloud, "sami", MANAGEMENT_RESOURCE))
     assert (status, body["error"]["code"]) == (403, "AuthorizationFailed")
@@ -82,12 +84,16 @@ def test_arm_lists_keys_for_the_operator_only(cloud: LocalCloud) -> None:
     assert (status, body["error"]["code"]) == (404, "ResourceNotFound")
 
 
-def test_hosts_want_a_function_key(cloud: LocalCloud) -> None:
-    assert cloud.call("uami", "whoami", key=None).status == 401
-    assert cloud.call("uami", "whoami", key="not-the-key").status == 401
-    assert cloud.call("uami", "whoami", key=cloud.hosts["sami"].keys.default).status == 401
+def test_hosts_let_in_only_callers_with_an_entra_token(cloud: LocalCloud) -> None:
+    assert cloud.call("uami", "whoami", token=None).status == 401
+    assert (
+        cloud.call("uami", "whoami", token=None, key=cloud.hosts["uami"].keys.default).status == 401
+    )
     code = {"code": cloud.hosts["uami"].keys.default}
-    assert cloud.call("uami", "whoami", code, key=None).status == 200
+    assert cloud.call("uami", "whoami", code, token=None).status == 401
+    answer = cloud.call("uami", "whoami")
+    assert answer.status == 200
+    assert answer.body["caller"]["oid"] == cloud.world.deployer.principal_id
     assert cloud.call("uami", "nothing-here").status == 404
 
 
@@ -157,6 +163,27 @@ def test_make_verify_passes_then_fails_when_an_app_loses_its_role(
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "FAIL  uami" in failed.stdout
     assert "identity_not_assigned" in failed.stdout
+    # The front door checks passed, with the operator's own token and no function key.
+    assert "PASS  sami: no token and a token for another audience get 401" in passed.stdout
+    assert "PASS  uami: no token and a token for another audience get 401" in passed.stdout
+
+
+def test_make_verify_fails_when_an_app_lets_anyone_in(cloud: LocalCloud, tmp_path: Path) -> None:
+    """An app without its reader API settings would be open: verify names it (the app itself
+    answers 500 misconfigured rather than let anyone in)."""
+    host = cloud.hosts["sami"]
+    saved = dict(host.env)
+    try:
+        host.env.pop("CROSSCLOUD_CALLER_AUDIENCE")
+        cloud.restart_app("sami")
+        failed = run_verify(cloud, tmp_path / "outputs.json")
+    finally:
+        host.env.clear()
+        host.env.update(saved)
+        cloud.restart_app("sami")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAIL  sami: no token and a token for another audience get 401" in failed.stdout
+    assert "HTTP 500 misconfigured" in failed.stdout
 
 
 def test_make_verify_fails_when_the_deployed_trust_policy_drops_sub(

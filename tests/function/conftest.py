@@ -36,7 +36,7 @@ if str(FUNCTION_SRC) not in sys.path:
 
 import azure.functions as func  # noqa: E402
 import function_app  # noqa: E402
-from crosscloud_fn import redaction, service  # noqa: E402
+from crosscloud_fn import caller_auth, redaction, service  # noqa: E402
 from crosscloud_fn.credentials import Clock  # noqa: E402
 from crosscloud_fn.settings import Settings  # noqa: E402
 
@@ -49,6 +49,7 @@ REGION = "eu-west-1"
 BUCKET = "crosscloud-data-test"
 OTHER_BUCKET = "crosscloud-other-test"
 CONTAINER = "mycontainer"
+CALLER_ROLE = "CrossCloud.Read"
 ROLE_NAME = "crosscloud-reader"
 SITE_NAME = "crosscloud-fn-test"
 
@@ -122,6 +123,11 @@ class World:
     other_audience: str
     role_arn: str
     deployer_token: str
+    caller_audience: str
+    """The reader API's identifier URI (the front door's audience)."""
+    caller_client_id: str
+    caller_token: str
+    """An access token of the assigned caller app for the reader API: sent by default."""
     members: frozenset[str] = field(default_factory=frozenset)
     """Principal ids of the SAMI and UAMI: assigned, trusted and Blob readers by default."""
 
@@ -140,6 +146,12 @@ class World:
             "CROSSCLOUD_S3_BUCKET": BUCKET,
             "CROSSCLOUD_BLOB_ACCOUNT_URL": self.gate.endpoint,
             "CROSSCLOUD_BLOB_CONTAINER": CONTAINER,
+            # The front door: its keys come from the fake, as AZURE_AUTHORITY_HOST points there.
+            "AZURE_AUTHORITY_HOST": self.entra.base_url,
+            "CROSSCLOUD_TENANT_ID": self.entra.tenant_id,
+            "CROSSCLOUD_CALLER_AUDIENCE": self.caller_audience,
+            "CROSSCLOUD_CALLER_CLIENT_ID": self.caller_client_id,
+            "CROSSCLOUD_CALLER_ROLE": CALLER_ROLE,
         }
 
     def restore(self) -> None:
@@ -147,7 +159,7 @@ class World:
         self.guard.restore()
         self.entra.token_lifetime = DEFAULT_TOKEN_LIFETIME
         self.entra.latency = self.aws.sts_latency = self.aws.s3_latency = self.gate.latency = 0.0
-        self.entra.outage_status = None
+        self.entra.outage_status = self.entra.keys_outage_status = None
         self.aws.sts_guard = self.guard
         self.aws.s3_guard = None
         self.aws.restore_sessions()
@@ -212,7 +224,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tls = make_tls_files(tmp_path_factory.mktemp("tls"))
     with ExitStack() as stack:
         entra = stack.enter_context(FakeEntra())
-        ids = {name: entra.new_identity(name) for name in ("sami", "uami", "stranger", "deployer")}
+        ids = {
+            name: entra.new_identity(name)
+            for name in ("sami", "uami", "stranger", "deployer", "caller", "outsider")
+        }
+        ids["person"] = entra.new_user("person")
         host = entra.add_host(
             SITE_NAME,
             system_identity=ids["sami"],
@@ -256,6 +272,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             )
         )
         deployer_token, _ = entra.issue_token(ids["deployer"], STORAGE_RESOURCE)
+        # The reader API: callers (an app and a person) hold its role; "outsider" does not.
+        caller_audience = trust.tenant_audience(entra.tenant_id, "CrossCloud-Reader-API")
+        reader_api = entra.add_federation_app(
+            caller_audience,
+            "CrossCloud-Reader-API",
+            app_role=CALLER_ROLE,
+            assigned={ids["caller"].principal_id, ids["person"].principal_id},
+        )
         world = World(
             entra=entra,
             aws=aws,
@@ -268,6 +292,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             other_audience=other_audience,
             role_arn=role_arn,
             deployer_token=deployer_token,
+            caller_audience=caller_audience,
+            caller_client_id=reader_api.app_id,
+            caller_token=entra.issue_caller_token(ids["caller"], caller_audience),
             members=frozenset(members),
         )
         _seed(world)
@@ -288,6 +315,10 @@ class Answer:
 REGISTERED = {fn.get_trigger().route: fn for fn in function_app.app.get_functions()}
 
 
+AS_CALLER = "as-caller"
+"""`FunctionClient.call`'s default: the assigned caller's bearer token."""
+
+
 class FunctionClient:
     """Invokes the registered functions of `function_app.app` in-process, like the host does."""
 
@@ -295,9 +326,21 @@ class FunctionClient:
         self.world = world
         self.functions = {route: fn.get_user_function() for route, fn in REGISTERED.items()}
 
-    def call(self, route: str, **params: str) -> Answer:
+    def call(
+        self,
+        route: str,
+        *,
+        authorization: str | None = AS_CALLER,
+        headers: Mapping[str, str] | None = None,
+        **params: str,
+    ) -> Answer:
+        """`authorization`: the header's value; None sends none; by default the caller's token."""
+        sent = dict(headers or {})
+        if authorization is not None:
+            token = self.world.caller_token if authorization == AS_CALLER else None
+            sent["Authorization"] = f"Bearer {token}" if token else authorization
         request = func.HttpRequest(
-            "GET", f"https://fn.local/api/{route}", params=params, headers={}, body=b""
+            "GET", f"https://fn.local/api/{route}", params=params, headers=sent, body=b""
         )
         response = self.functions[route](request)
         text = response.get_body().decode()
@@ -332,11 +375,13 @@ def make_function(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mak
             monkeypatch.setenv(name, value)
         # None: built lazily from the settings on the first request, as in production.
         service.replace(service.CrossCloud(Settings.from_env(), clock=clock) if clock else None)
+        caller_auth.replace(None)  # the front door too: built from these settings, keys cold
         world.reset_counts()
         return FunctionClient(world)
 
     yield make
     service.replace(None)
+    caller_auth.replace(None)
     world.restore()
 
 

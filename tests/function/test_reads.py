@@ -37,12 +37,13 @@ def expected_object(name: str, data: bytes) -> dict[str, object]:
     }
 
 
-def test_routes_are_get_only_and_need_a_function_key() -> None:
+def test_routes_are_get_only_and_anonymous_at_the_host() -> None:
     triggers = {route: fn.get_trigger() for route, fn in REGISTERED.items()}
     assert set(triggers) == {"list", "read", "whoami"}
     for trigger in triggers.values():
         assert [m.value for m in trigger.methods] == ["GET"]
-        assert trigger.auth_level.name == "FUNCTION"
+        # No function key: the front door checks an Entra token in code (test_caller_auth.py).
+        assert trigger.auth_level.name == "ANONYMOUS"
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
@@ -105,6 +106,13 @@ def test_whoami_shows_the_federation_token_claims(
         "oid": me.principal_id,
         "appid": me.client_id,
         "roles": ["AssumeAWSRole"],
+        # Who called: the assigned caller app, by ids only.
+        "caller": {
+            "oid": world.identities["caller"].principal_id,
+            "appid": world.identities["caller"].client_id,
+            "kind": "app",
+            "roles": ["CrossCloud.Read"],
+        },
     }
     assert exp > time.time() + 3600
     # Only the federation audience was needed for this route.

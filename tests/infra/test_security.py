@@ -121,7 +121,7 @@ def test_a_refresh_cannot_remove_the_audience(any_run):
     # pulumi_azuread's ApplicationIdentifierUri docs: used together with Application, the
     # application must ignore changes to identifierUris, or a refresh plans `identifierUris: []`
     # and deletes the URI. The option is read as the engine received it (RegisterResource).
-    (app,) = any_run.of_type("azuread:index/application:Application")
+    app = any_run.named("federation-app")
     assert app.ignore_changes == ["identifierUris"]
     assert "identifierUris" not in app.inputs
     (uri,) = any_run.of_type("azuread:index/applicationIdentifierUri:ApplicationIdentifierUri")
@@ -131,7 +131,7 @@ def test_a_refresh_cannot_remove_the_audience(any_run):
 
 
 def test_federation_app_issues_v1_tokens_with_an_application_only_role(any_run):
-    (app,) = any_run.of_type("azuread:index/application:Application")
+    app = any_run.named("federation-app")
     assert app.inputs["api"]["requestedAccessTokenVersion"] == 1
     assert app.inputs["signInAudience"] == "AzureADMyOrg"
     (role,) = app.inputs["appRoles"]
@@ -141,15 +141,19 @@ def test_federation_app_issues_v1_tokens_with_an_application_only_role(any_run):
 
 
 def test_service_principal_requires_assignment(any_run):
-    (sp,) = any_run.of_type("azuread:index/servicePrincipal:ServicePrincipal")
+    sp = any_run.named("federation-sp")
     assert sp.inputs["appRoleAssignmentRequired"] is True
 
 
 def test_every_trusted_identity_is_assigned_the_app_role(any_run, extended_run):
-    (app,) = any_run.of_type("azuread:index/application:Application")
-    (sp,) = any_run.of_type("azuread:index/servicePrincipal:ServicePrincipal")
+    app = any_run.named("federation-app")
+    sp = any_run.named("federation-sp")
     role_id = app.inputs["appRoles"][0]["id"]
-    assignments = any_run.of_type("azuread:index/appRoleAssignment:AppRoleAssignment")
+    assignments = [
+        a
+        for a in any_run.of_type("azuread:index/appRoleAssignment:AppRoleAssignment")
+        if a.name.startswith("federation-")  # the reader API's: tests/infra/test_reader_api.py
+    ]
     assert all(a.inputs["appRoleId"] == role_id for a in assignments)
     assert all(a.inputs["resourceObjectId"] == sp.state["objectId"] for a in assignments)
     assigned = [a.inputs["principalObjectId"] for a in assignments]
@@ -167,7 +171,7 @@ def test_default_audience_is_the_tenant_scoped_identifier_uri(default_run):
 
 
 def test_app_id_audience_uses_the_apps_own_client_id(extended_run):
-    (app,) = extended_run.of_type("azuread:index/application:Application")
+    app = extended_run.named("federation-app")
     (uri,) = extended_run.of_type("azuread:index/applicationIdentifierUri:ApplicationIdentifierUri")
     assert uri.inputs["identifierUri"] == f"api://{app.state['clientId']}"
     assert uri.inputs["applicationId"] == app.id
@@ -378,6 +382,11 @@ def test_function_settings_follow_the_contract(any_run, extended_run):
             "CROSSCLOUD_S3_BUCKET": any_run.outputs["bucketName"],
             "CROSSCLOUD_BLOB_ACCOUNT_URL": data.state["primaryEndpoints"]["blob"],
             "CROSSCLOUD_BLOB_CONTAINER": "mycontainer",
+            # The front door (tests/infra/test_reader_api.py).
+            "CROSSCLOUD_TENANT_ID": TENANT_ID,
+            "CROSSCLOUD_CALLER_AUDIENCE": any_run.outputs["callerAudience"],
+            "CROSSCLOUD_CALLER_CLIENT_ID": any_run.outputs["callerClientId"],
+            "CROSSCLOUD_CALLER_ROLE": "CrossCloud.Read",
         }
         if kind == "uami":
             expected["CROSSCLOUD_IDENTITY_CLIENT_ID"] = uami.state["clientId"]
@@ -402,7 +411,7 @@ def test_no_input_anywhere_looks_like_a_key_or_sas(any_run):
 def test_outputs(default_run):
     outputs = default_run.outputs
     (role,) = default_run.of_type("aws:iam/role:Role")
-    (app,) = default_run.of_type("azuread:index/application:Application")
+    app = default_run.named("federation-app")
     assert outputs["tenantId"] == TENANT_ID
     assert outputs["awsRoleArn"] == role.state["arn"]
     assert outputs["federationAppClientId"] == app.state["clientId"]

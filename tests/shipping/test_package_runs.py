@@ -31,8 +31,6 @@ LAZY_DEPENDENCIES = {
     # azure-identity requires it; imported only for a persistent token cache
     # (TokenCachePersistenceOptions), which the managed identity credential never uses.
     "msal-extensions",
-    # msal requires PyJWT[crypto]; imported for client assertions (certificate credentials).
-    "PyJWT",
     # cffi requires it to parse C declarations (cffi.FFI.cdef); cryptography's compiled
     # bindings only load _cffi_backend.
     "pycparser",
