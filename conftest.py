@@ -20,6 +20,8 @@ TIERS = {
     "tests/e2e": "end to end: the local cloud of `make demo`",
     "tests/teams": "teams: a foundation and two environments on the local cloud",
     "tests/localcloud": "local cloud: the emulators themselves",
+    "tests/aws_readers": "AWS readers: the Lambda's code against fakes",
+    "tests/preflight": "preflight: read-only subscription checks against a fake ARM",
 }
 
 

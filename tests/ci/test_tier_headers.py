@@ -51,3 +51,10 @@ def test_one_tier_alone_prints_nothing_extra(tmp_path: Path) -> None:
     assert run.returncode == 0
     assert not [line for line in run.stdout.splitlines() if line.startswith("== ")]
     assert "tiers" not in run.stdout
+
+
+def test_every_tier_of_the_suite_has_a_name() -> None:
+    import conftest
+
+    tiers = {f"tests/{d.name}" for d in (REPO / "tests").iterdir() if any(d.glob("test_*.py"))}
+    assert tiers | {"policy/tests"} <= set(conftest.TIERS)
