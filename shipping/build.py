@@ -91,11 +91,12 @@ _PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
 # (host start plus every client the code creates: it fails if any of these is imported): the
 # asyncio variants of the Azure SDKs (the function is synchronous) and the distributions
 # imported only on paths the function never takes (cffi's and pycparser's C parser:
-# cryptography loads only the compiled `_cffi_backend`; PyJWT: msal's client assertions;
-# msal-extensions: persistent token caches). Saves 2.2 MB of pycs, 0.7 MB of the zip.
+# cryptography loads only the compiled `_cffi_backend`; msal-extensions: persistent token
+# caches). PyJWT is compiled: the front door checks every caller's token with it
+# (crosscloud_fn/caller_auth.py).
 NOT_COMPILED_PACKAGES = frozenset({"aio"})
 """Folder names anywhere in the package whose modules get no pyc."""
-NOT_COMPILED_TOP_LEVEL = frozenset({"cffi", "pycparser", "jwt", "msal_extensions"})
+NOT_COMPILED_TOP_LEVEL = frozenset({"cffi", "pycparser", "msal_extensions"})
 """Top-level packages in site-packages whose modules get no pyc."""
 PIP_TIMEOUT_SECONDS = 900.0
 """Longest a pip install may take. pip bounds each network read (`--timeout`, 15 s, 5 retries)
