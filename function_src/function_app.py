@@ -22,12 +22,15 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("crosscloud")
 
 
-def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
+def _json(
+    status: int, body: dict[str, Any], extra: dict[str, str] | None = None
+) -> func.HttpResponse:
+    # `extra`: Retry-After (seconds) on 503 and 504 answers, RFC 9110 section 10.2.3.
     return func.HttpResponse(
         json.dumps(body, ensure_ascii=False),
         status_code=status,
         mimetype="application/json",
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **(extra or {})},
     )
 
 
@@ -35,12 +38,13 @@ def _answer(route: str, work: Callable[[service.CrossCloud], dict[str, Any]]) ->
     """Run `work` and turn any failure into the JSON error shape; never a stack trace."""
     request = telemetry.begin(route)
     runtime = None
+    extra: dict[str, str] = {}
     try:
         runtime = service.current()
         request.attach(runtime)
         status, body = 200, work(runtime)
     except errors.CrossCloudError as exc:
-        status, body = exc.status, exc.body()
+        status, body, extra = exc.status, exc.body(), exc.headers()
     except SettingsError as exc:
         failure = errors.misconfigured(exc)
         status, body = failure.status, failure.body()
@@ -51,7 +55,7 @@ def _answer(route: str, work: Callable[[service.CrossCloud], dict[str, Any]]) ->
         status, body = failure.status, failure.body()
     code = body["error"]["code"] if status >= 400 else "ok"
     telemetry.finish(request, status, code, runtime)
-    return _json(status, body)
+    return _json(status, body, extra)
 
 
 @app.route(route="list", methods=["GET"])
