@@ -1,10 +1,12 @@
 """Faults real dependencies produce and the other fakes do not: answers that drip, and canned
 answers of the wrong shape (issue 20).
 
-- `DripProxy` relays TCP to a fake (TLS passes through untouched). While `drip` is set, each
-  connection accepted from then on receives the fake's answer one byte every `drip` seconds -
-  for as long as it stays open, as a peer stuck on a slow path would; connections accepted
-  later, after `drip` is cleared, are served at full speed.
+- `DripProxy` relays to a fake. While `drip` is set, each connection accepted from then on
+  receives the fake's answer one byte every `drip` seconds - for as long as it stays open, as a
+  peer stuck on a slow path would; connections accepted later, after `drip` is cleared, are
+  served at full speed. Given `TlsFiles` it terminates TLS on both sides, so each dripped byte
+  is a TLS record of its own, as a dripping TLS peer sends them (dripping the encrypted stream
+  instead would trip CPython's per-read SSL deadline, which a real drip does not).
 - `CannedServer` answers every request with one fixed answer (status, headers, body), over
   HTTPS given `TlsFiles`: an identity endpoint that throttles with `Retry-After`, an STS or a
   Blob endpoint that answers 200 with an HTML page, and so on. It counts what it received.
@@ -15,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import ssl
 import threading
 from dataclasses import dataclass, field
 
 from localcloud.certs import TlsFiles
-from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler
+from localcloud.https import LoopbackHttpsServer, LoopbackService, QuietHandler, server_context
 from localcloud.net import LOOPBACK
 
 
@@ -34,8 +37,9 @@ class DripProxy(LoopbackService):
 
     _thread_name = "drip-proxy"
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, tls: TlsFiles | None = None) -> None:
         self.target_port = target_port
+        self.tls = tls
         self.drip = 0.0
         """Seconds per byte for connections accepted while set (0: relay at full speed)."""
         self.dripping = 0
@@ -64,6 +68,14 @@ class DripProxy(LoopbackService):
         drip = self.drip
         upstream = socket.create_connection((LOOPBACK, self.target_port), timeout=30)
         upstream.settimeout(None)
+        if self.tls is not None:
+            try:
+                client = server_context(self.tls).wrap_socket(client, server_side=True)
+            except (ssl.SSLError, OSError):
+                upstream.close()
+                return
+            context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
+            upstream = context.wrap_socket(upstream, server_hostname=LOOPBACK)
         with self._lock:
             self._open |= {client, upstream}
             self.dripping += 1 if drip else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -82,8 +83,22 @@ def shared_sample() -> tuple[str, str, str]:
     return name, digest(azure[name]), digest(aws[name])
 
 
+ARM_ENDPOINT = "CROSSCLOUD_ARM_ENDPOINT"
+# Entra's refusals for a principal that holds no app role on an app that requires assignment:
+# AADSTS50105 (a user, e.g. `az login`), AADSTS501051 (a service principal or managed identity).
+# https://learn.microsoft.com/entra/identity-platform/reference-error-codes
+NOT_ASSIGNED_CODES = ("AADSTS50105", "AADSTS501051")
+
+
 def _arm_endpoint() -> str:
-    return os.environ.get("CROSSCLOUD_ARM_ENDPOINT", DEFAULT_ARM).rstrip("/")
+    """Where the operator's ARM token goes: https only (it is a bearer token)."""
+    endpoint = os.environ.get(ARM_ENDPOINT, DEFAULT_ARM).rstrip("/")
+    if not endpoint.lower().startswith("https://"):
+        raise VerifyError(
+            f"{ARM_ENDPOINT}={endpoint!r} must be an https:// URL: verify sends it the "
+            "operator's ARM token"
+        )
+    return endpoint
 
 
 def _verify_tls() -> str | bool:
@@ -162,8 +177,17 @@ def operator_refused_by_entra(credential: TokenCredential, audience: str) -> Che
     try:
         credential.get_token(f"{audience}/.default")
     except ClientAuthenticationError as error:
-        code = next((w for w in str(error).split() if w.startswith("AADSTS")), "refused")
-        return Check(check, True, code.rstrip(":"))
+        # Only Entra's "not assigned" answer proves the point; any other failure (no sign-in
+        # at all, MFA required, a network error) means the check could not run.
+        code = next((c for c in NOT_ASSIGNED_CODES if re.search(rf"\b{c}\b", str(error))), None)
+        if code is None:
+            return Check(
+                check,
+                False,
+                "could not run: the operator's sign-in failed before Entra could refuse "
+                f"({_short(error)}); sign in (az login) and run verify again",
+            )
+        return Check(check, True, code)
     return Check(
         check,
         False,
