@@ -40,7 +40,7 @@ from botocore.config import Config
 from components import trust
 from localcloud.azurite import Azurite
 from localcloud.blob_gate import BlobGate
-from localcloud.certs import make_tls_files
+from localcloud.certs import TlsFiles, make_tls_files
 from localcloud.entra import STORAGE_RESOURCE, FakeEntra
 from localcloud.moto_server import MotoServer
 
@@ -67,6 +67,8 @@ class Fakes:
     client_id: str
     deployer: ContainerClient
     """The container, as the deployer (Storage Blob Data Contributor): for benches' own data."""
+    tls: TlsFiles | None = None
+    """The local CA and server certificate the fakes use (for benches' own fakes)."""
 
     def reset_counts(self) -> None:
         self.entra.reset_counts()
@@ -98,7 +100,8 @@ def fakes() -> Iterator[Fakes]:
         host = entra.add_host("crosscloud-bench", user_identities=[uami])
         audience = trust.tenant_audience(entra.tenant_id)
         entra.add_federation_app(audience, assigned=[uami.principal_id])
-        aws = stack.enter_context(MotoServer(region=REGION))
+        # Over TLS: the function refuses an http endpoint that would receive tokens.
+        aws = stack.enter_context(MotoServer(region=REGION, tls=tls))
         azurite = stack.enter_context(Azurite(tls))
         gate = stack.enter_context(
             BlobGate(
@@ -141,6 +144,7 @@ def fakes() -> Iterator[Fakes]:
                 **host.env(),
                 **aws.env(),
                 "REQUESTS_CA_BUNDLE": str(tls.ca_cert),
+                "AWS_CA_BUNDLE": str(tls.ca_cert),
                 "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "WEBSITE_SITE_NAME": "crosscloud-bench",
@@ -153,7 +157,7 @@ def fakes() -> Iterator[Fakes]:
                 "CROSSCLOUD_BLOB_CONTAINER": CONTAINER,
             },
         ):
-            yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id, container)
+            yield Fakes(entra, aws, gate, audience, role_arn, uami.client_id, container, tls)
 
 
 def timed(action: Callable[[], Any]) -> float:

@@ -10,11 +10,14 @@ answers of the wrong shape (issue 20).
 - `CannedServer` answers every request with one fixed answer (status, headers, body), over
   HTTPS given `TlsFiles`: an identity endpoint that throttles with `Retry-After`, an STS or a
   Blob endpoint that answers 200 with an HTML page, and so on. It counts what it received.
+  Given an http `upstream`, it forwards GETs there while `answer` is None (a dependency that
+  throttles for a while, then recovers).
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import socket
 import socketserver
 import ssl
@@ -136,9 +139,13 @@ class CannedServer(LoopbackService):
 
     _thread_name = "canned"
 
-    def __init__(self, tls: TlsFiles | None = None, answer: Canned | None = None) -> None:
+    def __init__(
+        self, tls: TlsFiles | None = None, answer: Canned | None = None, upstream: str = ""
+    ) -> None:
         self.tls = tls
-        self.answer = answer or Canned()
+        self.upstream = upstream
+        """http://host:port to forward to while `answer` is None."""
+        self.answer: Canned | None = answer if answer or upstream else Canned()
         self.requests = 0
         self.paths: list[str] = []
         self._lock = threading.Lock()
@@ -159,7 +166,7 @@ class CannedServer(LoopbackService):
                 with canned._lock:
                     canned.requests += 1
                     canned.paths.append(self.path.split("?", 1)[0])
-                answer = canned.answer
+                answer = canned.answer or canned._forward(self.path, dict(self.headers))
                 self.send_body(answer.status, answer.body, answer.content_type, answer.headers)
 
             do_GET = do_POST = do_PUT = do_HEAD = _answer
@@ -167,6 +174,18 @@ class CannedServer(LoopbackService):
         server = LoopbackHttpsServer(0, Handler, self.tls)
         self.port = server.port
         return server
+
+    def _forward(self, path: str, headers: dict[str, str]) -> Canned:
+        host = self.upstream.split("://", 1)[1]
+        connection = http.client.HTTPConnection(host, timeout=30)
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            content_type = response.getheader("Content-Type") or "application/json"
+            return Canned(response.status, body, {}, content_type)
+        finally:
+            connection.close()
 
 
 def html_page(title: str = "Service Unavailable") -> bytes:

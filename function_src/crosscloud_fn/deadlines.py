@@ -37,6 +37,13 @@ class DeadlineExceeded(TimeoutError):
     """A request was about to be sent after its call's deadline."""
 
 
+class CutOff(DeadlineExceeded):
+    """A `deadline` block ended normally although one of its connections was shut: what it
+    returns cannot be trusted (http.client takes EOF inside the headers for their end, and
+    botocore reads no Content-Length it did not get, so a cut answer can look like an empty
+    200)."""
+
+
 class _Watchdog:
     """One daemon thread that shuts down the sockets of connections past their deadline."""
 
@@ -44,6 +51,7 @@ class _Watchdog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._watched: dict[int, tuple[float, Any]] = {}
+        self._cut: set[int] = set()
         self._ids = count()
         self._thread: threading.Thread | None = None
         self.shut = 0
@@ -61,10 +69,14 @@ class _Watchdog:
         self._wake.set()
         return token
 
-    def unwatch(self, tokens: list[int]) -> None:
+    def unwatch(self, tokens: list[int]) -> bool:
+        """Stop watching; whether any of these connections was shut at its deadline."""
         with self._lock:
             for token in tokens:
                 self._watched.pop(token, None)
+            cut = not self._cut.isdisjoint(tokens)
+            self._cut.difference_update(tokens)
+        return cut
 
     def _run(self) -> None:
         while True:
@@ -77,7 +89,9 @@ class _Watchdog:
                 if sock is None:
                     continue  # still connecting (bounded by the connect timeout): next round
                 with self._lock:
-                    self._watched.pop(token, None)
+                    if self._watched.pop(token, None) is None:
+                        continue  # its block ended meanwhile
+                    self._cut.add(token)
                 _shut(sock)
                 self.shut += 1
             if idle:
@@ -127,11 +141,17 @@ def deadline(at: float | None) -> Iterator[float | None]:
         return
     tokens: list[int] = []
     levels.append((effective, tokens))
+    failed = False
     try:
         yield effective
+    except BaseException:
+        failed = True
+        raise
     finally:
         levels.pop()
-        WATCHDOG.unwatch(tokens)
+        cut = WATCHDOG.unwatch(tokens)
+        if cut and not failed:
+            raise CutOff("a connection of this call was shut at its deadline")
 
 
 def passed() -> bool:

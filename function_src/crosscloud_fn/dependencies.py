@@ -110,17 +110,21 @@ def waiting_on(dependency: str, seconds: float | None = None) -> Iterator[Call]:
         limits.append(activity.deadline + GRACE)
     if activity is not None:
         activity._push(dependency)
+    call = Call(own, None)
     try:
         with deadlines.deadline(min(limits) if limits else None) as at:
-            call = Call(own, at)
+            call.at = at
             try:
                 yield call
-            except (Unavailable, deadlines.DeadlineExceeded):
+            except Unavailable:
                 raise
             except Exception as exc:
                 if not call.cut_off() or not _is_failure(exc):
                     raise
                 raise cut_off(dependency, call, exc) from exc
+    except deadlines.CutOff as exc:
+        # The block "succeeded" with a connection shut under it: a truncated answer.
+        raise cut_off(dependency, call, exc) from exc
     finally:
         if activity is not None:
             activity._pop()
