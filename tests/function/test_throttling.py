@@ -318,3 +318,17 @@ def test_the_identity_endpoint_may_be_http_on_loopback_only() -> None:
     check_token_endpoints({"IDENTITY_ENDPOINT": "https://identity.example/msi/token"})
     with pytest.raises(SettingsError):
         check_token_endpoints({"IDENTITY_ENDPOINT": "http://127.0.0.1.example.com/msi/token"})
+
+
+def test_sts_finding_the_token_expired_names_the_clock_not_the_tenant(
+    make_function: MakeFunction, world: World
+) -> None:
+    from localcloud.moto_server import StsRefusal
+
+    world.aws.sts_guard = lambda params: StsRefusal(
+        "ExpiredTokenException", "Token expired: current date/time is past", 400
+    )
+    fn = make_function("sami")
+    error = assert_error(fn.call("read", name="hello.txt"), 502, "sts_refused")
+    assert "clock" in error["hint"] and "expired" in error["hint"]
+    assert "trust policy must" not in error["hint"]
