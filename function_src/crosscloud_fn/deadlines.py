@@ -92,8 +92,8 @@ class _Watchdog:
                     if self._watched.pop(token, None) is None:
                         continue  # its block ended meanwhile
                     self._cut.add(token)
+                    self.shut += 1  # before the shutdown wakes the reader up
                 _shut(sock)
-                self.shut += 1
             if idle:
                 self._wake.wait()
                 self._wake.clear()

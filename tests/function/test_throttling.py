@@ -332,3 +332,24 @@ def test_sts_finding_the_token_expired_names_the_clock_not_the_tenant(
     error = assert_error(fn.call("read", name="hello.txt"), 502, "sts_refused")
     assert "clock" in error["hint"] and "expired" in error["hint"]
     assert "trust policy must" not in error["hint"]
+
+
+def test_a_deadline_cuts_off_a_peer_that_drips_faster_than_the_read_timeout() -> None:
+    """The mechanism itself, on plain HTTP through urllib3 (what requests and botocore use): each
+    byte comes well within the 1 s read timeout, so only the deadline can end the call."""
+    import urllib3
+
+    with CannedServer(answer=Canned(200, b"x" * 200)) as canned, DripProxy(canned.port) as proxy:
+        proxy.drip = 0.05  # ~15 s for the whole answer
+        pool = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1, read=1), retries=False)
+        shut_before = deadlines.WATCHDOG.shut
+        cut = (deadlines.CutOff, urllib3.exceptions.HTTPError)
+        with pytest.raises(cut), deadlines.deadline(time.monotonic() + 0.5):
+            pool.request("GET", f"{proxy.url('http')}/")
+        assert deadlines.WATCHDOG.shut == shut_before + 1
+        # Nothing is sent after the deadline (urllib3 wraps the refusal as a ProtocolError).
+        refused = urllib3.exceptions.ProtocolError
+        with pytest.raises(refused) as late, deadlines.deadline(time.monotonic() - 1):
+            pool.request("GET", f"{proxy.url('http')}/")
+        assert isinstance(late.value.args[1], deadlines.DeadlineExceeded)
+        pool.clear()
