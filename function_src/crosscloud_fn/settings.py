@@ -54,10 +54,12 @@ class SettingsError(ValueError):
 # identity token goes to STS, the session token (and signatures) to S3. botocore reads the
 # service-specific ones before AWS_ENDPOINT_URL (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
 TOKEN_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_S3")
-# App Service's identity endpoint is http on loopback by design (it never leaves the host):
+# App Service's identity endpoint is http by design and never leaves the host: loopback on
+# Windows (http://127.0.0.1:41741/MSI/token/, as in Azure/ms-rest-nodeauth#88), a link-local
+# address of the container's host on Linux (169.254.0.0/16, not routable, RFC 3927).
 # https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference
 IDENTITY_ENDPOINT = "IDENTITY_ENDPOINT"
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_HOST_LOCAL = re.compile(r"^(localhost|127(\.\d{1,3}){3}|169\.254(\.\d{1,3}){2}|\[::1\])$")
 
 
 def check_token_endpoints(env: Mapping[str, str]) -> None:
@@ -71,9 +73,11 @@ def check_token_endpoints(env: Mapping[str, str]) -> None:
     if identity and not identity.lower().startswith("https://"):
         rest = identity.split("://", 1)[1] if "://" in identity else ""
         host = rest.split("/", 1)[0].rsplit(":", 1)[0].lower() if rest else ""
-        if not identity.lower().startswith("http://") or host not in _LOOPBACK_HOSTS:
+        if not identity.lower().startswith("http://") or not _HOST_LOCAL.match(host):
             raise SettingsError(
-                IDENTITY_ENDPOINT, "must be https://, or http:// on loopback (App Service's own)"
+                IDENTITY_ENDPOINT,
+                f"{identity!r} must be https://, or http:// on a loopback or link-local host "
+                "(App Service's own endpoint)",
             )
 
 

@@ -312,12 +312,17 @@ def test_an_http_endpoint_that_receives_tokens_is_refused_naming_the_setting(
     assert world.entra.token_requests == 0 and world.aws.call_log() == []
 
 
-def test_the_identity_endpoint_may_be_http_on_loopback_only() -> None:
-    for loopback in ("http://127.0.0.1:8081/msi/token", "http://localhost:8081/msi/token"):
-        check_token_endpoints({"IDENTITY_ENDPOINT": loopback})
-    check_token_endpoints({"IDENTITY_ENDPOINT": "https://identity.example/msi/token"})
-    with pytest.raises(SettingsError):
-        check_token_endpoints({"IDENTITY_ENDPOINT": "http://127.0.0.1.example.com/msi/token"})
+def test_the_identity_endpoint_may_be_http_on_a_host_local_address_only() -> None:
+    for local in (
+        "http://127.0.0.1:41741/MSI/token/",  # App Service on Windows
+        "http://localhost:8081/msi/token",
+        "http://169.254.130.3:8081/msi/token",  # link-local, as on Linux App Service
+        "https://identity.example/msi/token",
+    ):
+        check_token_endpoints({"IDENTITY_ENDPOINT": local})
+    for remote in ("http://127.0.0.1.example.com/msi/token", "http://192.168.1.5:8081/msi"):
+        with pytest.raises(SettingsError, match="IDENTITY_ENDPOINT"):
+            check_token_endpoints({"IDENTITY_ENDPOINT": remote})
 
 
 def test_sts_finding_the_token_expired_names_the_clock_not_the_tenant(
