@@ -202,6 +202,11 @@ class Cooldown:
             self._last = outage
         return outage
 
+    def record_cut(self, outage: Unavailable) -> Unavailable:
+        """A call cut off at its own deadline starts the cooldown; one cut off by its request's
+        budget does not (the service may be fine: the request had spent its time elsewhere)."""
+        return outage if outage.budget_cut else self.record(outage)
+
     def clear(self) -> None:
         with self._lock:
             self._last = None

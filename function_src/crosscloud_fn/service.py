@@ -27,13 +27,9 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.storage.blob import ContainerClient, ExponentialRetry
 
 from crosscloud_fn import deadlines, errors, telemetry
-from crosscloud_fn.credentials import (
-    Clock,
-    managed_identity_credential,
-    s3_client,
-    web_identity_credentials,
-)
+from crosscloud_fn.credentials import Clock, s3_client, web_identity_credentials
 from crosscloud_fn.dependencies import BLOB, IDENTITY, S3, Activity, Unavailable, waiting_on
+from crosscloud_fn.identity import managed_identity_credential
 from crosscloud_fn.readers import FIRST_GET_BYTES, MAX_OBJECT_BYTES, BlobReader, S3Reader
 from crosscloud_fn.settings import Settings
 
