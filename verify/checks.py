@@ -279,6 +279,14 @@ def trust_policy_pins_identities(outputs: Mapping[str, Any], timeout: float) -> 
         region_name=outputs["awsRegion"],
         config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard"}),
     )
+    if not iam.meta.endpoint_url.lower().startswith("https://"):
+        # Signed with the operator's AWS sign-in: its session token would travel in clear.
+        return Check(
+            check,
+            False,
+            f"refused to send the operator's AWS credentials to {iam.meta.endpoint_url}: IAM's "
+            "endpoint (AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL) must be https",
+        )
     role_name = outputs["awsRoleArn"].rsplit("/", 1)[1]
     try:
         document = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]

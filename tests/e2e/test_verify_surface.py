@@ -264,3 +264,15 @@ def test_verify_refuses_an_http_arm_endpoint_before_any_token_is_sent(
     with pytest.raises(VerifyError, match="CROSSCLOUD_ARM_ENDPOINT"):
         function_key(credential, outputs, "a", timeout=1)
     assert credential.scopes == []
+
+
+def test_verify_refuses_an_http_iam_endpoint_for_the_operators_aws_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from verify.checks import trust_policy_pins_identities
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9")  # nothing listens there
+    outputs = {"awsRegion": "eu-west-1", "awsRoleArn": "arn:aws:iam::123456789012:role/r"}
+    check = trust_policy_pins_identities(outputs, timeout=1)
+    assert not check.passed
+    assert "must be https" in check.detail
