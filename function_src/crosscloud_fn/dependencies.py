@@ -116,7 +116,11 @@ def waiting_on(dependency: str, seconds: float | None = None) -> Iterator[Call]:
             call.at = at
             try:
                 yield call
-            except Unavailable:
+            except Unavailable as exc:
+                if exc.dependency == dependency and call.cut_off() and not exc.budget_cut:
+                    # e.g. "its answer was not Blob Storage's": a cut answer is malformed too,
+                    # but the cause to name is the cut.
+                    raise cut_off(dependency, call, exc) from exc
                 raise
             except Exception as exc:
                 if not call.cut_off() or not _is_failure(exc):

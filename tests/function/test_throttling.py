@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 from crosscloud_fn import deadlines
@@ -242,6 +243,39 @@ def test_a_dripping_s3_is_cut_off_at_the_call_deadline_and_frees_its_thread(
             "sami", AWS_ENDPOINT_URL_S3=proxy.url(), **limits(budget=6, call_timeout=0.5)
         )
         assert fn.call("read", name="hello.txt").status == 200
+
+
+@pytest.mark.parametrize("dependency", ["identity", "sts", "blob"])
+def test_every_dripping_dependency_is_cut_off_at_its_call_deadline(
+    make_function: MakeFunction, world: World, dependency: str
+) -> None:
+    """The same for the other three: each byte well within the 0.5 s read timeout, so only the
+    call's deadline (2 x 0.5 + 1 s; the Blob read, token included, twice that) ends it - a 503
+    naming that dependency, well before the 8 s budget's 504."""
+    port, tls = {
+        "identity": (world.entra.port, None),  # App Service's endpoint: plain http
+        "sts": (world.aws.port, world.tls),
+        "blob": (world.gate.port, world.tls),
+    }[dependency]
+    with DripProxy(port, tls) as proxy:
+        proxy.drip = 0.2
+        settings = {
+            "identity": {
+                "IDENTITY_ENDPOINT": proxy.url("http")
+                + urlsplit(world.host_env["IDENTITY_ENDPOINT"]).path
+            },
+            "sts": {"AWS_ENDPOINT_URL_STS": proxy.url()},
+            "blob": {
+                "CROSSCLOUD_BLOB_ACCOUNT_URL": proxy.url() + urlsplit(world.gate.endpoint).path
+            },
+        }[dependency]
+        fn = make_function("sami", **settings, **limits(budget=8, call_timeout=0.5))
+        answer, _ = call_within(fn, 20)
+        error = assert_error(answer, 503, f"{dependency}_unavailable")
+        assert "cut off" in error["message"]
+        finished = threading.Event()
+        threading.Thread(target=lambda: (drain(fn), finished.set()), daemon=True).start()
+        assert finished.wait(10), "a worker thread is still held by the dripping connection"
 
 
 # ---- bursts and rejections ----------------------------------------------------------------------
