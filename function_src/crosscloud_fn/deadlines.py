@@ -13,7 +13,9 @@ blocks keep the earliest). Every urllib3 connection used for a request inside su
 transport of azure-core (requests), of MSAL (through azure-core) and of botocore alike - is
 registered with one watchdog thread, which shuts the connection's socket down when the deadline
 passes. The blocked read then fails at once and the SDK raises its own connection error; a
-request started after the deadline fails before it is sent.
+request started after the deadline fails before it is sent; and a block that returns normally
+although one of its connections was shut raises `CutOff` (a cut answer can parse as a complete,
+empty one).
 """
 
 from __future__ import annotations
