@@ -14,7 +14,7 @@ read at the identity endpoint, with retries), and a total deadline per call (`wa
 cuts a dripping connection off). Outages of the identity endpoint and STS raise
 `dependencies.Unavailable` and start a cooldown (as long as the service's `Retry-After` asks, up
 to a cap); refusals pass through unchanged. Concurrent requests share one token request and one
-STS exchange in flight (`SingleFlight`).
+STS exchange in flight, plus one hedge if that takes long (`SingleFlight`).
 """
 
 from __future__ import annotations
@@ -178,7 +178,11 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
     """
 
     def __init__(
-        self, fetch: Callable[[], dict[str, Any]], wait: float, clock: Clock | None
+        self,
+        fetch: Callable[[], dict[str, Any]],
+        wait: float,
+        clock: Clock | None,
+        hedge: float = 1.0,
     ) -> None:
         if clock is None:
             super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD)
@@ -186,7 +190,7 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
             super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD, time_fetcher=clock)
         self._fetch = fetch
         self._wait = wait
-        self.flight = SingleFlight(STS)
+        self.flight = SingleFlight(STS, hedge)
         self._state_lock = threading.Lock()
         # (access key, monotonic time until which its rejection is not refreshed again)
         self._checked: tuple[str | None, float] = (None, 0.0)
@@ -379,7 +383,7 @@ def web_identity_credentials(
         cooldown.clear()
         return fetched
 
-    return WebIdentityCredentials(fetch, limits.call_deadline, clock)
+    return WebIdentityCredentials(fetch, limits.call_deadline, clock, limits.hedge)
 
 
 def _unusable(fetched: Any, clock: Clock | None) -> str | None:

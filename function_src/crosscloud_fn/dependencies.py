@@ -218,36 +218,47 @@ class Cooldown:
 
 class _Flight:
     def __init__(self) -> None:
+        self.started = time.monotonic()
         self.done = threading.Event()
         self.result: object = None
         self.error: BaseException | None = None
+        self.running = 1
+        """Calls of this flight still running: the leader's, and a hedge's once one started."""
+        self.hedged = False
 
 
 class SingleFlight:
     """Concurrent `run(key, work)` calls share one `work()` in flight: the first caller runs it,
-    the others wait for its result (or its exception) until their own deadline.
+    the others wait for its outcome until their own deadline. A flight older than `hedge`
+    seconds gets one second call (a hedge, made by one waiter) in case the first is stuck on a
+    bad connection; the first success answers everyone. So a burst costs one call, two at most.
 
     Why our own: azure-identity and botocore serialise nothing here (botocore's refresh lock
     has no timeout and is held across the whole exchange, which is what `credentials` avoids).
     """
 
-    def __init__(self, dependency: str) -> None:
+    def __init__(self, dependency: str, hedge: float = 1.0) -> None:
         self.dependency = dependency
+        self.hedge = hedge
         self._lock = threading.Lock()
         self._flights: dict[object, _Flight] = {}
         self.calls = 0
-        """`work()` calls made so far (for tests and benches)."""
+        """`work()` calls made so far, hedges included (for tests and benches)."""
 
     def run(self, key: object, work: Callable[[], T], wait: float) -> T:
-        """`work()`, or the result of the same `work` already in flight (waited for at most
+        """`work()`, or the outcome of the same `work` already in flight (waited for at most
         `wait` seconds, or until the current deadline if that is earlier). A flight cut off by
-        its leader's budget is no answer: a waiter with time left then leads a new one."""
+        its callers' budgets is no answer: a waiter with time left then leads a new one."""
         while True:
             flight, leader = self._join(key)
             if leader:
-                return self._lead(key, flight, work)
+                return self._run(key, flight, work)
             with waiting_on(self.dependency):
-                done = flight.done.wait(deadlines.remaining(wait))
+                age = time.monotonic() - flight.started
+                done = flight.done.wait(min(deadlines.remaining(wait), max(0.0, self.hedge - age)))
+                if not done and self._take_hedge(flight):
+                    return self._run(key, flight, work)
+                done = done or flight.done.wait(deadlines.remaining(wait))
             if not done:
                 raise Unavailable(
                     self.dependency,
@@ -270,14 +281,38 @@ class SingleFlight:
                 self.calls += 1
         return flight, leader
 
-    def _lead(self, key: object, flight: _Flight, work: Callable[[], T]) -> T:
+    def _take_hedge(self, flight: _Flight) -> bool:
+        with self._lock:
+            if flight.hedged or flight.done.is_set() or deadlines.passed():
+                return False
+            flight.hedged = True
+            flight.running += 1
+            self.calls += 1
+        return True
+
+    def _run(self, key: object, flight: _Flight, work: Callable[[], T]) -> T:
+        """One call of the flight (the leader's or the hedge): the first success completes the
+        flight; a failure does only once no call of it is still running."""
         try:
-            flight.result = work()
-            return flight.result  # type: ignore[return-value]
+            result = work()
         except BaseException as exc:
-            flight.error = exc
+            self._finish(key, flight, error=exc)
             raise
-        finally:
-            with self._lock:
+        self._finish(key, flight, result=result)
+        return result
+
+    def _finish(
+        self,
+        key: object,
+        flight: _Flight,
+        result: object = None,
+        error: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            flight.running -= 1
+            if flight.done.is_set() or (error is not None and flight.running > 0):
+                return
+            flight.result, flight.error = result, error
+            if self._flights.get(key) is flight:
                 del self._flights[key]
             flight.done.set()

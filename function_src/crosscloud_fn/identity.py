@@ -122,7 +122,7 @@ class IdentityCredential:
         self.inner = inner
         self.limits = limits
         self.cooldown = Cooldown(IDENTITY, limits.outage_cooldown)
-        self.flight = SingleFlight(IDENTITY)
+        self.flight = SingleFlight(IDENTITY, limits.hedge)
         """One token request per scope in flight; concurrent requests wait for it."""
         self._valid_until: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()

@@ -136,6 +136,13 @@ class Limits:
     long further requests fail fast with `*_unavailable` instead of calling it again."""
 
     @property
+    def hedge(self) -> float:
+        """How long a request waits for another request's token request or STS exchange before
+        one request (one only) makes a second call, in case the first is stuck on a bad
+        connection: either takes well under a second when healthy."""
+        return min(1.0, self.budget / 5)
+
+    @property
     def call_deadline(self) -> float:
         """Total time one dependency call may take, connecting and every read included: two
         attempts and a backoff of up to 1 s. A peer that drips its answer is cut off then."""

@@ -222,14 +222,14 @@ def test_a_dripping_s3_is_cut_off_at_the_call_deadline_and_frees_its_thread(
 ) -> None:
     with DripProxy(world.aws.port, world.tls) as proxy:
         fn = make_function(
-            "sami", AWS_ENDPOINT_URL_S3=proxy.url(), **limits(budget=6, call_timeout=0.5)
+            "sami", AWS_ENDPOINT_URL_S3=proxy.url(), **limits(budget=8, call_timeout=1)
         )
         assert fn.call("read", name="hello.txt").status == 200  # credentials in hand
-        proxy.drip = 0.2  # one byte every 0.2 s: never a 0.5 s pause, so no read timeout
+        proxy.drip = 0.2  # one byte every 0.2 s: never a 1 s pause, so no read timeout
         shut_before = deadlines.WATCHDOG.shut
         answer, _ = call_within(fn, 10)
 
-        # The call deadline (2 x 0.5 + 1 s) cut it off, well before the 6 s budget: a 503
+        # The call deadline (2 x 1 + 1 s) cut it off, well before the 8 s budget: a 503
         # naming S3, not a 504, and the connection was shut by the watchdog.
         error = assert_error(answer, 503, "s3_unavailable")
         assert "cut off" in error["message"]
@@ -240,7 +240,7 @@ def test_a_dripping_s3_is_cut_off_at_the_call_deadline_and_frees_its_thread(
 
         proxy.drip = 0.0  # S3 is healthy again
         fn = make_function(
-            "sami", AWS_ENDPOINT_URL_S3=proxy.url(), **limits(budget=6, call_timeout=0.5)
+            "sami", AWS_ENDPOINT_URL_S3=proxy.url(), **limits(budget=8, call_timeout=1)
         )
         assert fn.call("read", name="hello.txt").status == 200
 
@@ -249,9 +249,9 @@ def test_a_dripping_s3_is_cut_off_at_the_call_deadline_and_frees_its_thread(
 def test_every_dripping_dependency_is_cut_off_at_its_call_deadline(
     make_function: MakeFunction, world: World, dependency: str
 ) -> None:
-    """The same for the other three: each byte well within the 0.5 s read timeout, so only the
-    call's deadline (2 x 0.5 + 1 s; the Blob read, token included, twice that) ends it - a 503
-    naming that dependency, well before the 8 s budget's 504."""
+    """The same for the other three: each byte well within the 1 s read timeout, so only the
+    call's deadline (2 x 1 + 1 s; the Blob read, token included, twice that) ends it - a 503
+    naming that dependency, before the 8 s budget's 504."""
     port, tls = {
         "identity": (world.entra.port, None),  # App Service's endpoint: plain http
         "sts": (world.aws.port, world.tls),
@@ -269,7 +269,7 @@ def test_every_dripping_dependency_is_cut_off_at_its_call_deadline(
                 "CROSSCLOUD_BLOB_ACCOUNT_URL": proxy.url() + urlsplit(world.gate.endpoint).path
             },
         }[dependency]
-        fn = make_function("sami", **settings, **limits(budget=8, call_timeout=0.5))
+        fn = make_function("sami", **settings, **limits(budget=8, call_timeout=1))
         answer, _ = call_within(fn, 20)
         error = assert_error(answer, 503, f"{dependency}_unavailable")
         assert "cut off" in error["message"]
