@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from urllib.parse import urlsplit
 
 import pytest
@@ -392,3 +392,40 @@ def test_a_deadline_cuts_off_a_peer_that_drips_faster_than_the_read_timeout() ->
             pool.request("GET", f"{proxy.url('http')}/")
         assert isinstance(late.value.args[1], deadlines.DeadlineExceeded)
         pool.clear()
+
+
+def test_single_flight_shares_one_call_and_hedges_a_stuck_one_once() -> None:
+    """Ten callers, a first call stuck on a bad connection: after `hedge` one caller (one only)
+    makes a second call, whose result answers everyone; the stuck call's late failure changes
+    nothing. Deterministic: the stuck call ends only when the test releases it."""
+    from crosscloud_fn.dependencies import SingleFlight
+
+    flight = SingleFlight("sts", hedge=0.2)
+    release = threading.Event()
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> str:
+        with lock:
+            started.append(1)
+            first = len(started) == 1
+        if first:
+            release.wait(10)
+            raise ConnectionError("the stuck connection finally broke")
+        return "credentials"
+
+    def caller() -> object:
+        try:
+            return flight.run("exchange", work, wait=10)
+        except ConnectionError as exc:
+            return exc
+
+    with ThreadPoolExecutor(10) as pool:
+        futures = [pool.submit(caller) for _ in range(10)]
+        finished = as_completed(futures, timeout=10)
+        answered = [next(finished).result() for _ in range(9)]  # all but the stuck leader
+        release.set()
+        (leader,) = [f.result() for f in futures if isinstance(f.result(), ConnectionError)]
+    assert answered == ["credentials"] * 9
+    assert isinstance(leader, ConnectionError)  # the leader's own request gets its own failure
+    assert len(started) == 2 and flight.calls == 2
