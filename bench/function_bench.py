@@ -46,7 +46,7 @@ from botocore.config import Config
 from components import trust
 from localcloud.azurite import Azurite
 from localcloud.blob_gate import BlobGate
-from localcloud.certs import make_tls_files
+from localcloud.certs import TlsFiles, make_tls_files
 from localcloud.entra import STORAGE_RESOURCE, FakeEntra
 from localcloud.moto_server import MotoServer
 
@@ -81,6 +81,8 @@ class Fakes:
     """The container, as the deployer (Storage Blob Data Contributor): for benches' own data."""
     caller_token: str = ""
     """An assigned caller's access token for the reader API (the front door's audience)."""
+    tls: TlsFiles | None = None
+    """The local CA and server certificate the fakes use (for benches' own fakes)."""
 
     def reset_counts(self) -> None:
         self.entra.reset_counts()
@@ -120,7 +122,8 @@ def fakes() -> Iterator[Fakes]:
             app_role="CrossCloud.Read",
             assigned=[caller.principal_id],
         )
-        aws = stack.enter_context(MotoServer(region=REGION))
+        # Over TLS: the function refuses an http endpoint that would receive tokens.
+        aws = stack.enter_context(MotoServer(region=REGION, tls=tls))
         azurite = stack.enter_context(Azurite(tls))
         gate = stack.enter_context(
             BlobGate(
@@ -163,6 +166,7 @@ def fakes() -> Iterator[Fakes]:
                 **host.env(),
                 **aws.env(),
                 "REQUESTS_CA_BUNDLE": str(tls.ca_cert),
+                "AWS_CA_BUNDLE": str(tls.ca_cert),
                 "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "WEBSITE_SITE_NAME": "crosscloud-bench",
@@ -188,6 +192,7 @@ def fakes() -> Iterator[Fakes]:
                 uami.client_id,
                 container,
                 entra.issue_caller_token(caller, caller_audience),
+                tls,
             )
 
 

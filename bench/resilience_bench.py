@@ -20,19 +20,34 @@ Production limits (25 s budget, 5 s per call attempt, two attempts), the same lo
   each request in memory, and the S3 object is kept small so that moto's copies do not count.
 - nul_answer_bytes: size of the /api/read answer for 1 MiB of NUL bytes in both stores (was
   12.58 MB); nul_answer_ratio is that over the 2 MiB read.
+
+Issue 20 (each scenario's docstring below says what it does and the figure before the fix):
+- throttled_identity_*: the identity endpoint throttles with Retry-After: 60 for 25 s; the
+  slowest answer while throttled, the share of those that were JSON 503s, how often the endpoint
+  was asked meanwhile, and the first success after it recovered.
+- drip_*: 40 parallel reads while S3 drips; the slowest of their answers, how many were 503, the
+  first success after S3 recovered, and how long dripping connections stayed open after the
+  last answer (threads outliving their requests).
+- burst_* / burst_slow_sts_*: 200 parallel cold reads: federation tokens and STS exchanges.
+- skew_sts_exchanges_per_10_reads: STS exchanges for 10 reads while S3 says RequestTimeTooSkewed.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
 
-from bench.function_bench import BUCKET, Fakes, fakes, route_handlers
+from bench.function_bench import BUCKET, TOKEN_LATENCY, Fakes, fakes, route_handlers
 
 SLOW = 25.0
 HUNG = 3600.0
@@ -93,7 +108,7 @@ def run() -> dict[str, float | int]:
             service.replace(None)
             f.entra.latency = f.aws.sts_latency = f.aws.s3_latency = f.gate.latency = 0.0
             f.entra.outage_status = None
-            f.aws.sts_guard = None
+            f.aws.sts_guard = f.aws.s3_guard = None
 
         figures: dict[str, float | int] = {}
 
@@ -145,6 +160,7 @@ def run() -> dict[str, float | int]:
         cold()
         figures.update(_refused_reads(f, call))
         figures.update(_nul_answer(f, call))
+        figures.update(_issue20(f, call, cold))
         cold()
         service.replace(None)
     return figures
@@ -195,3 +211,180 @@ def _nul_answer(f: Fakes, call: Callable[..., tuple[int, bytes, float]]) -> dict
     status, body, _ = call(name="zeros.bin")
     assert status == 200, body[:200]
     return {"nul_answer_bytes": len(body), "nul_answer_ratio": len(body) / (2 * len(data))}
+
+
+# ---- issue 20: throttling, drips, bursts, skew -------------------------------------------------
+
+THROTTLED_FOR = 25.0
+"""The identity endpoint answers 429 (Retry-After: 60) this long, then recovers."""
+CLIENTS = 40
+BURST = 200
+DRIP = 0.2
+"""Seconds per byte of a dripping S3 answer."""
+
+Call = Callable[..., tuple[int, bytes, float]]
+
+
+def _issue20(f: Fakes, call: Call, cold: Callable[[], None]) -> dict[str, float | int]:
+    figures: dict[str, float | int] = {}
+    # Thousands of expected outage warnings would drown the figures.
+    quiet = logging.getLogger("crosscloud")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        figures.update(_issue20_scenarios(f, call, cold))
+    finally:
+        quiet.setLevel(level)
+    return figures
+
+
+def _issue20_scenarios(f: Fakes, call: Call, cold: Callable[[], None]) -> dict[str, float | int]:
+    figures: dict[str, float | int] = {}
+    cold()
+    figures.update(_throttled_identity(call))
+    cold()
+    figures.update(_dripping_s3(f, call))
+    cold()
+    ok, tokens, exchanges = _cold_burst(f, call, sts_latency=0.0)
+    figures.update(
+        {"burst_ok": ok, "burst_federation_tokens": tokens, "burst_sts_exchanges": exchanges}
+    )
+    cold()
+    ok, tokens, exchanges = _cold_burst(f, call, sts_latency=1.5)
+    figures.update(
+        {
+            "burst_slow_sts_ok": ok,
+            "burst_slow_sts_federation_tokens": tokens,
+            "burst_slow_sts_sts_exchanges": exchanges,
+        }
+    )
+    cold()
+    figures.update(_persistent_skew(f, call))
+    return figures
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    from crosscloud_fn import service
+
+    with mock.patch.dict(os.environ, values):
+        service.replace(None)  # a new runtime reads the changed settings
+        try:
+            yield
+        finally:
+            service.replace(None)
+
+
+def _throttled_identity(call: Call) -> dict[str, float | int]:
+    """40 clients read cold, once a second each until a 200, while the identity endpoint answers
+    429 with Retry-After: 60 for 25 s (was: every answer a 504 after 25.1 s; first success 60.2 s
+    after throttling began, 34.9 s after recovery)."""
+    from localcloud.faults import Canned, CannedServer
+
+    endpoint = urlsplit(os.environ["IDENTITY_ENDPOINT"])
+    throttled = Canned(
+        429,
+        json.dumps({"statusCode": 429, "message": "Too many requests"}).encode(),
+        {"Retry-After": "60"},
+        "application/json",
+    )
+    upstream = f"{endpoint.scheme}://{endpoint.netloc}"
+    with (
+        CannedServer(answer=throttled, upstream=upstream) as canned,
+        _env(IDENTITY_ENDPOINT=f"{canned.url}{endpoint.path}"),
+    ):
+        began = time.monotonic()
+        results: list[tuple[float, float, int, bytes]] = []
+
+        def client() -> None:
+            while time.monotonic() - began < THROTTLED_FOR + 60:
+                sent = time.monotonic() - began
+                status, body, seconds = call()
+                results.append((sent, seconds, status, body))
+                if status == 200:
+                    return
+                time.sleep(1.0)
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            for _ in range(CLIENTS):
+                pool.submit(client)
+            time.sleep(THROTTLED_FOR)
+            asked_while_throttled = canned.requests
+            canned.answer = None  # recovered: tokens again
+    during = [r for r in results if r[0] < THROTTLED_FOR]  # sent while throttled
+    successes = [sent + seconds for sent, seconds, status, _ in results if status == 200]
+    return {
+        "throttled_identity_slowest_answer_s": max(seconds for _, seconds, _, _ in during),
+        "throttled_identity_json_503_share": sum(
+            status == 503 and body.startswith(b'{"error"') for _, _, status, body in during
+        )
+        / len(during),
+        "throttled_identity_endpoint_requests": asked_while_throttled,
+        "throttled_identity_first_success_after_recovery_s": min(successes) - THROTTLED_FOR,
+    }
+
+
+def _dripping_s3(f: Fakes, call: Call) -> dict[str, float | int]:
+    """40 parallel reads while S3 answers one byte every 0.2 s; S3 recovers 3 s later (new
+    connections at full speed, the old ones still drip) and a read is sent every 0.5 s until one
+    succeeds (was: 504 at 25 s, and 126 s until a read worked)."""
+    from localcloud.faults import DripProxy
+
+    with DripProxy(f.aws.port, f.tls) as proxy, _env(AWS_ENDPOINT_URL_S3=proxy.url()):
+        assert call()[0] == 200  # credentials in hand; the drip is S3's alone
+        proxy.drip = DRIP
+        began = time.monotonic()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            answers = [pool.submit(call) for _ in range(CLIENTS)]
+            time.sleep(3.0)
+            proxy.drip = 0.0
+            recovered = time.monotonic()
+            while True:
+                if call()[0] == 200 or time.monotonic() - recovered > 120:
+                    break
+                time.sleep(0.5)
+            first_success = time.monotonic() - recovered
+            done = [a.result() for a in answers]
+        answered = time.monotonic()
+        while proxy.dripping and time.monotonic() - answered < 120:
+            time.sleep(0.1)
+        outlived = time.monotonic() - answered
+    return {
+        "drip_slowest_answer_s": max(seconds for _, _, seconds in done),
+        "drip_answers_503": sum(status == 503 for status, _, _ in done),
+        "drip_answers_504": sum(status == 504 for status, _, _ in done),
+        "drip_first_success_after_recovery_s": first_success,
+        "drip_connections_open_after_answers_s": outlived,
+        "drip_elapsed_s": answered - began,
+    }
+
+
+def _cold_burst(f: Fakes, call: Call, sts_latency: float) -> tuple[int, int, int]:
+    """200 parallel requests on a cold instance, /api/read, /api/list and /api/whoami in turn
+    (the last two also ask for the federation token themselves), the token endpoint taking
+    20 ms as in `function_bench`: (200 answers, federation tokens, STS exchanges). Before single
+    flight, in this bench: 3 federation tokens (the issue saw 17 on a function host), and 32
+    STS exchanges with STS taking 1.5 s."""
+    f.entra.latency = TOKEN_LATENCY
+    f.aws.sts_latency = sts_latency
+    f.reset_counts()
+    with ThreadPoolExecutor(BURST) as pool:
+        routes = [("read", "list", "whoami")[i % 3] for i in range(BURST)]
+        statuses = list(pool.map(lambda route: call(route)[0], routes))
+    f.aws.sts_latency = f.entra.latency = 0.0
+    ok = sum(status == 200 for status in statuses)
+    return ok, f.entra.requests_for(f.audience), f.aws.web_identity_calls
+
+
+def _persistent_skew(f: Fakes, call: Call) -> dict[str, float | int]:
+    """10 reads on a cold instance while S3 answers RequestTimeTooSkewed (was 10 exchanges)."""
+    from localcloud.moto_server import S3Refusal
+
+    f.aws.s3_guard = lambda key, action: S3Refusal("RequestTimeTooSkewed", "Skewed", 403)
+    f.reset_counts()
+    statuses = [call()[0] for _ in range(10)]
+    f.aws.s3_guard = None
+    return {
+        "skew_sts_exchanges_per_10_reads": f.aws.web_identity_calls,
+        "skew_502_answers": sum(status == 502 for status in statuses),
+    }

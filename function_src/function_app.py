@@ -27,6 +27,8 @@ log = logging.getLogger("crosscloud")
 def _json(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
+    # `headers`: WWW-Authenticate on 401/403 (RFC 6750 section 3); Retry-After (seconds) on 503
+    # and 504 answers (RFC 9110 section 10.2.3).
     return func.HttpResponse(
         json.dumps(body, ensure_ascii=False),
         status_code=status,
@@ -46,8 +48,7 @@ def _admit(req: func.HttpRequest, request: telemetry.Request) -> func.HttpRespon
     except caller_auth.Refused as refused:
         request.note_caller(refused.caller, refused.outcome)
         telemetry.finish(request, refused.error.status, refused.error.code)
-        headers = getattr(refused.error, "headers", None)
-        return _json(refused.error.status, refused.error.body(), headers)
+        return _json(refused.error.status, refused.error.body(), refused.error.headers())
     except SettingsError as exc:
         request.note_caller(None, "misconfigured")
         failure = errors.misconfigured(exc)
@@ -77,6 +78,7 @@ def _answer(
     if refused is not None:
         return refused
     runtime = None
+    extra: dict[str, str] = {}
     try:
         if prepare is not None:
             prepare()  # input checks: before the runtime is built or any cloud is called
@@ -84,7 +86,7 @@ def _answer(
         request.attach(runtime)
         status, body = 200, work(runtime, request.caller)
     except errors.CrossCloudError as exc:
-        status, body = exc.status, exc.body()
+        status, body, extra = exc.status, exc.body(), exc.headers()
     except SettingsError as exc:
         failure = errors.misconfigured(exc)
         status, body = failure.status, failure.body()
@@ -95,7 +97,7 @@ def _answer(
         status, body = failure.status, failure.body()
     code = body["error"]["code"] if status >= 400 else "ok"
     telemetry.finish(request, status, code, runtime)
-    return _json(status, body)
+    return _json(status, body, extra)
 
 
 @app.route(route="list", methods=["GET"])

@@ -17,6 +17,7 @@ Plugged into `MotoServer(sts_guard=...)`, it refuses the way AWS does:
 from __future__ import annotations
 
 import json
+import math
 import ssl
 import threading
 import time
@@ -29,6 +30,7 @@ import jwt
 from localcloud.moto_server import StsRefusal
 from localcloud.trust_evaluation import Unevaluable, allows
 
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 TOKEN_LENGTH = (4, 20_000)
 """`WebIdentityToken` length constraints of AssumeRoleWithWebIdentity."""
 
@@ -131,6 +133,11 @@ class WebIdentityVerifier:
             return _invalid("Incorrect token audience")
         except jwt.PyJWTError as error:
             return _invalid(f"The web identity token is not valid: {type(error).__name__}")
+        for claim in NUMERIC_DATE_CLAIMS:
+            if claim in claims and not _numeric_date(claims[claim]):
+                # RFC 7519 section 2 NumericDate: a number. "NaN" (or NaN, which Python's json
+                # reads) would otherwise compare false with every time and never expire.
+                return _invalid(f"The web identity token's {claim} is not a NumericDate")
         if float(claims["exp"]) <= self._now():
             return StsRefusal("ExpiredTokenException", "Token expired", 400)
         policy = self._policies.get(role_arn)
@@ -146,6 +153,10 @@ class WebIdentityVerifier:
                 "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
             )
         return None
+
+
+def _numeric_date(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _invalid(message: str) -> StsRefusal:

@@ -83,15 +83,16 @@ def _principal_matches(principal: Any, federated_arn: str) -> bool:
         return True
     if not isinstance(principal, Mapping) or not principal:
         raise Unevaluable(f"principal {principal!r} is neither '*' nor a map")
+    # Every kind is checked before any match counts: the answer must not depend on key order.
+    if unknown := sorted(set(principal) - {"AWS", "Federated", "Service", "CanonicalUser"}):
+        raise Unevaluable(f"principal type(s) {', '.join(map(repr, unknown))}")
+    matched = False
     for kind, values in principal.items():
-        if kind not in ("AWS", "Federated", "Service", "CanonicalUser"):
-            raise Unevaluable(f"principal type {kind!r}")
         names = [str(v) for v in _as_list(values)]
-        if kind == "AWS" and "*" in names:
-            return True
-        if kind == "Federated" and federated_arn in names:
-            return True
-    return False
+        matched |= (kind == "AWS" and "*" in names) or (
+            kind == "Federated" and federated_arn in names
+        )
+    return matched
 
 
 def _action_matches(actions: Any, action: str) -> bool:
@@ -113,6 +114,9 @@ def _condition_holds(
         raise Unevaluable(f"condition block {operator!r} is not a map of keys to values")
     negated = base in _NEGATED
     positive = _NEGATED.get(base, base)
+    # Every key is evaluated (none skipped after a false one), so an unevaluable key refuses the
+    # policy whatever the order of the keys in its JSON.
+    results = []
     for key, expected in tests.items():
         prefix, _, claim = str(key).rpartition(":")
         if prefix.lower() != condition_prefix.lower() or claim.lower() not in OIDC_CLAIM_KEYS:
@@ -136,9 +140,8 @@ def _condition_holds(
             holds = any(matches(v) for v in actual)
         if negated:
             holds = not holds  # also true for a missing key, as IAM documents
-        if not holds:
-            return False
-    return True
+        results.append(holds)
+    return all(results)
 
 
 def _applies(

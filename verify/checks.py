@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -80,6 +81,12 @@ def shared_sample() -> tuple[str, str, str]:
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
     return name, digest(azure[name]), digest(aws[name])
+
+
+# Entra's refusals for a principal that holds no app role on an app that requires assignment:
+# AADSTS50105 (a user, e.g. `az login`), AADSTS501051 (a service principal or managed identity).
+# https://learn.microsoft.com/entra/identity-platform/reference-error-codes
+NOT_ASSIGNED_CODES = ("AADSTS50105", "AADSTS501051")
 
 
 def _verify_tls() -> str | bool:
@@ -178,8 +185,17 @@ def operator_refused_by_entra(credential: TokenCredential, audience: str) -> Che
     try:
         credential.get_token(f"{audience}/.default")
     except ClientAuthenticationError as error:
-        code = next((w for w in str(error).split() if w.startswith("AADSTS")), "refused")
-        return Check(check, True, code.rstrip(":"))
+        # Only Entra's "not assigned" answer proves the point; any other failure (no sign-in
+        # at all, MFA required, a network error) means the check could not run.
+        code = next((c for c in NOT_ASSIGNED_CODES if re.search(rf"\b{c}\b", str(error))), None)
+        if code is None:
+            return Check(
+                check,
+                False,
+                "could not run: the operator's sign-in failed before Entra could refuse "
+                f"({_short(error)}); sign in (az login) and run verify again",
+            )
+        return Check(check, True, code)
     return Check(
         check,
         False,
@@ -271,6 +287,14 @@ def trust_policy_pins_identities(outputs: Mapping[str, Any], timeout: float) -> 
         region_name=outputs["awsRegion"],
         config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard"}),
     )
+    if not iam.meta.endpoint_url.lower().startswith("https://"):
+        # Signed with the operator's AWS sign-in: its session token would travel in clear.
+        return Check(
+            check,
+            False,
+            f"refused to send the operator's AWS credentials to {iam.meta.endpoint_url}: IAM's "
+            "endpoint (AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL) must be https",
+        )
     role_name = outputs["awsRoleArn"].rsplit("/", 1)[1]
     try:
         document = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]

@@ -1,10 +1,6 @@
-"""The managed identity, and AWS credentials that come from it and refresh themselves.
+"""AWS credentials that come from the managed identity (`identity`) and refresh themselves.
 
-Azure: `ManagedIdentityCredential(client_id=...)` for a user-assigned identity,
-`ManagedIdentityCredential()` for the system-assigned one. Its token cache (MSAL's) is per
-instance, so one instance lives for the whole process.
-
-AWS: botocore's `AssumeRoleWithWebIdentityCredentialFetcher`, fed with the identity's token for
+botocore's `AssumeRoleWithWebIdentityCredentialFetcher`, fed with the identity's token for
 the federation audience, wrapped in `DeferredRefreshableCredentials`. botocore then calls STS
 lazily on first use and again only when the credentials come within 15 minutes of expiry (so
 `DurationSeconds` must be well above 900, or every call would refresh). The STS call is
@@ -12,17 +8,20 @@ unsigned: the Entra token is the only proof. No AWS key exists anywhere, and the
 sessions here are given no other credential source, so an AWS key that somehow appeared in the
 environment could never be picked up instead.
 
-Every call is bounded (`Settings.limits`): explicit connect/read timeouts and at most two
+Every call is bounded (`Settings.limits`): explicit connect/read timeouts, at most two
 attempts per call for the identity endpoint, STS and S3 (the SDK defaults wait up to 300 s per
-read at the identity endpoint, with retries). Outages of the identity endpoint and STS raise
-`dependencies.Unavailable` and start a short cooldown; refusals pass through unchanged.
+read at the identity endpoint, with retries), and a total deadline per call (`waiting_on`, which
+cuts a dripping connection off). Outages of the identity endpoint and STS raise
+`dependencies.Unavailable` and start a cooldown (as long as the service's `Retry-After` asks, up
+to a cap); refusals pass through unchanged. Concurrent requests share one token request and one
+STS exchange in flight, plus one hedge if that takes long (`SingleFlight`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,13 +29,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import botocore.session
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    ServiceRequestError,
-    ServiceResponseError,
-    ServiceResponseTimeoutError,
-)
-from azure.identity import ManagedIdentityCredential
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.credentials import (
@@ -50,7 +42,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from crosscloud_fn import aws_services
-from crosscloud_fn.dependencies import IDENTITY, STS, Cooldown, Unavailable, waiting_on
+from crosscloud_fn.dependencies import STS, Cooldown, SingleFlight, Unavailable, cut_off, waiting_on
+from crosscloud_fn.identity import IdentityCredential
 from crosscloud_fn.settings import Limits, Settings
 
 # >= 3600: botocore refreshes 15 minutes before expiry, so 900 s would refresh on every call.
@@ -92,97 +85,10 @@ REJECTED_SESSION_CODES = frozenset(
     }
 )
 DENIED_CODES = frozenset({"AccessDenied", "403"})
-# How App Service relays a failed token request (msal puts "statusCode, message" in the error).
-_RELAYED_STATUS = re.compile(r"\)\s*(5\d\d|429)\s*,")
-
-
-def _mi_outage(exc: Exception, limits: Limits) -> Unavailable | None:
-    """The outage behind a failed token request, or None for a refusal (4xx, AADSTS...)."""
-    if isinstance(exc, ServiceResponseTimeoutError):
-        reason = f"no answer within {limits.call_timeout:g} s"
-    elif isinstance(exc, ServiceRequestError):
-        reason = "could not connect"
-    elif isinstance(exc, ServiceResponseError):
-        reason = "the connection broke"
-    elif isinstance(exc, ClientAuthenticationError):
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        relayed = _RELAYED_STATUS.search(str(exc.message))
-        if status is not None and (status >= 500 or status == 429):
-            reason = f"HTTP {status}"
-        elif relayed:
-            reason = f"HTTP {relayed[1]}"
-        else:
-            return None
-    elif isinstance(exc, ValueError):
-        reason = "the answer was not a token response"  # e.g. an HTML error page from a proxy
-    else:
-        return None
-    return Unavailable(IDENTITY, reason, f"{type(exc).__name__}: {exc}", limits.outage_cooldown)
-
-
-class IdentityCredential:
-    """`ManagedIdentityCredential` with outages told apart from refusals, and a cooldown.
-
-    While a token for a scope is known to be valid the call goes straight to the credential (MSAL
-    answers it from its cache); only scopes that need the endpoint are failed fast in a cooldown.
-    """
-
-    def __init__(self, inner: ManagedIdentityCredential, limits: Limits) -> None:
-        self.inner = inner
-        self.limits = limits
-        self.cooldown = Cooldown(IDENTITY, limits.outage_cooldown)
-        self._valid_until: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        return self._call(scopes, lambda: self.inner.get_token(*scopes, **kwargs))
-
-    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
-        return self._call(scopes, lambda: self.inner.get_token_info(*scopes, options=options))
-
-    def _call(self, scopes: tuple[str, ...], fetch: Callable[[], T]) -> T:
-        with self._lock:
-            cached = self._valid_until.get(scopes, 0) > time.time() + 300
-        if not cached:
-            self.cooldown.check()
-        with waiting_on(IDENTITY):
-            try:
-                token = fetch()
-            except Exception as exc:
-                outage = _mi_outage(exc, self.limits)
-                if outage is None:
-                    raise
-                raise self.cooldown.record(outage) from exc
-        self.cooldown.clear()
-        with self._lock:
-            self._valid_until[scopes] = float(token.expires_on)
-        return token
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def managed_identity_credential(settings: Settings) -> IdentityCredential:
-    """The app's identity, chosen by the app setting (never DefaultAzureCredential's guesswork).
-
-    azure-identity passes these keywords to its azure-core pipeline: `RequestsTransport`
-    (connection_timeout, read_timeout; default 300 s each) and `RetryPolicy` (retry_total,
-    retry_backoff_*; default 10 retries, 3 on read errors), so a stuck endpoint costs at most two
-    attempts of `call_timeout` instead of minutes.
-    """
-    limits = settings.limits
-    bounds: dict[str, Any] = {
-        "connection_timeout": limits.connect_timeout,
-        "read_timeout": limits.call_timeout,
-        "retry_total": 1,
-        "retry_backoff_factor": 0.2,
-        "retry_backoff_max": 1,
-    }
-    if settings.identity_client_id:
-        inner = ManagedIdentityCredential(client_id=settings.identity_client_id, **bounds)
-    else:
-        inner = ManagedIdentityCredential(**bounds)
-    return IdentityCredential(inner, limits)
+REJECTION_COOLDOWN = 30.0
+"""After fresh credentials were rejected too (clock skew, a persistent ExpiredToken...), how long
+(seconds) further rejections of the same credentials are answered without another STS exchange:
+a refresh cannot fix them, so they cool down like an outage instead of costing one each."""
 
 
 def aws_client_config(settings: Settings, **overrides: Any) -> Config:
@@ -260,27 +166,34 @@ def _sts_outage(exc: Exception, limits: Limits) -> Unavailable | None:
 
 class WebIdentityCredentials(DeferredRefreshableCredentials):
     """botocore's deferred refreshable credentials, refreshed by `fresh()` outside botocore's
-    refresh lock, plus one forced refresh when S3 rejects them.
+    refresh lock, one exchange in flight at a time, plus one forced refresh when S3 rejects them.
 
     botocore refreshes inside `_refresh_lock` and makes every other thread in the mandatory
     window wait on that lock without a timeout: one exchange stuck at a hung identity endpoint or
-    STS would stall every later request until it gives up. Here the exchange runs under our own
-    lock, which others wait on for `hedge` seconds only (then they exchange themselves); botocore's
-    lock is held just to install the result (`_protected_refresh` with the fetched data handed
-    over). botocore is pinned, like the fetcher this builds on.
+    STS would stall every later request until it gives up. Here the exchange runs as a
+    `SingleFlight`: concurrent requests share it and wait for it only until their own deadline
+    (the exchange itself is cut off at its deadline), and botocore's lock is held just to install
+    the result (`_protected_refresh` with the fetched data handed over). botocore is pinned,
+    like the fetcher this builds on.
     """
 
     def __init__(
-        self, fetch: Callable[[], dict[str, Any]], hedge: float, clock: Clock | None
+        self,
+        fetch: Callable[[], dict[str, Any]],
+        wait: float,
+        clock: Clock | None,
+        hedge: float = 1.0,
     ) -> None:
         if clock is None:
             super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD)
         else:
             super().__init__(self._fetched_or_fetch, CREDENTIAL_METHOD, time_fetcher=clock)
         self._fetch = fetch
-        self._hedge = hedge
-        self._exchange_lock = threading.Lock()
-        self._denial_checked: str | None = None
+        self._wait = wait
+        self.flight = SingleFlight(STS, hedge)
+        self._state_lock = threading.Lock()
+        # (access key, monotonic time until which its rejection is not refreshed again)
+        self._checked: tuple[str | None, float] = (None, 0.0)
         self.takes_over_refresh = _has_refresh_internals(self)
         """False if this botocore lacks the private refresh state used here: botocore then
         refreshes by itself (under its own lock) and rejected sessions are not refreshed early,
@@ -311,44 +224,57 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
         """The access key now in use, without triggering a refresh (None before the first)."""
         return getattr(self, "_access_key", None)
 
-    def refresh_now(self, rejected_access_key: str) -> None:
-        """New credentials from STS, unless another thread already replaced the rejected ones."""
+    def refresh_now(self, rejected_access_key: str, hold: float = 0.0) -> None:
+        """New credentials from STS, unless another thread already replaced the rejected ones.
+        Should the new ones be rejected as well, that is answered without another exchange for
+        `hold` seconds (see `retry_rejected`)."""
         if not self.takes_over_refresh:
             return  # no public way to force botocore's refresh: the retry shows the outcome
-        self._exchange(rejected=rejected_access_key or None, forced=True)
+        self._exchange(rejected=rejected_access_key or None, forced=True, hold=hold)
 
-    def _exchange(self, rejected: str | None, forced: bool = False) -> None:
-        # One exchange at a time normally; a slow one is not waited for longer than `hedge`.
-        held = self._exchange_lock.acquire(timeout=self._hedge)
+    def _exchange(self, rejected: str | None, forced: bool = False, hold: float = 0.0) -> None:
+        # Whoever comes first exchanges; the others wait for that exchange and use its outcome.
+        self.flight.run("exchange", lambda: self._exchange_now(rejected, forced, hold), self._wait)
+
+    def _exchange_now(self, rejected: str | None, forced: bool, hold: float) -> None:
+        if forced:
+            if rejected is not None and self._access_key != rejected:
+                return  # another thread has replaced them already
+        elif not self.refresh_needed():
+            return
+        mandatory = forced or self.refresh_needed(self._mandatory_refresh_timeout)
         try:
-            if forced:
-                if rejected is not None and self._access_key != rejected:
-                    return  # another thread has replaced them already
-            elif not self.refresh_needed():
-                return
-            mandatory = forced or self.refresh_needed(self._mandatory_refresh_timeout)
-            try:
-                fetched = self._fetch()
-            except Exception:
-                if mandatory:
-                    raise
-                # Advisory window (10-15 min before expiry): the current ones still work.
-                log.warning("early refresh of the AWS credentials failed", exc_info=True)
-                return
-            _handoff.fetched = fetched
-            with self._refresh_lock:
-                self._protected_refresh(is_mandatory=True)
-        finally:
-            if held:
-                self._exchange_lock.release()
+            fetched = self._fetch()
+        except Exception:
+            if mandatory:
+                raise
+            # Advisory window (10-15 min before expiry): the current ones still work.
+            log.warning("early refresh of the AWS credentials failed", exc_info=True)
+            return
+        _handoff.fetched = fetched  # until the end of `fresh()`: botocore may refresh again
+        with self._refresh_lock:
+            self._protected_refresh(is_mandatory=True)
+        if forced:
+            # Marked before any other request can use the new key: a rejection of it within
+            # `hold` is then answered without another exchange.
+            with self._state_lock:
+                self._checked = (self._access_key, time.monotonic() + hold)
+
+    def _already_checked(self, access_key: str | None) -> bool:
+        with self._state_lock:
+            key, until = self._checked
+        return access_key is not None and access_key == key and time.monotonic() < until
 
     def retry_rejected(self, call: Callable[[], T]) -> T:
         """Run `call`; if S3 rejected the session (expired, revoked, unknown), refresh once and
         run it once more. A second failure is marked `after_refresh` for its own hint.
 
-        AccessDenied triggers the refresh once per set of credentials only: after revocation the
-        new session is allowed, while a permission-policy denial stays denied, and then costs no
-        further STS call until the credentials are renewed anyway.
+        A refresh happens once per set of credentials: AccessDenied for as long as they are
+        used (after revocation the new session is allowed, while a permission-policy denial
+        stays denied and costs no further STS call), the other rejections for
+        REJECTION_COOLDOWN (a skewed clock or a persistent ExpiredToken is not fixed by
+        exchanging again and again, and may be fixed later). Concurrent rejections of the same
+        credentials share one exchange.
         """
         before = self.current_access_key()
         try:
@@ -360,20 +286,21 @@ class WebIdentityCredentials(DeferredRefreshableCredentials):
                 raise
             # The key the call was signed with: the one before it, or the first one it fetched.
             used = before or self.current_access_key()
-            if denied and used == self._denial_checked:
+            if self._already_checked(used):
                 exc.after_refresh = True  # type: ignore[attr-defined]  # already fresh
                 raise
+            hold = math.inf if denied else REJECTION_COOLDOWN
             if not denied:
-                self.refresh_now(used or "")
+                self.refresh_now(used or "", hold)
             else:
                 # A speculative refresh: if it fails, the denial is still the answer to give.
                 try:
-                    self.refresh_now(used or "")
+                    self.refresh_now(used or "", hold)
                 except Exception:
                     log.warning("refresh after S3 AccessDenied failed", exc_info=True)
-                    self._denial_checked = used
+                    with self._state_lock:
+                        self._checked = (used, math.inf)
                     raise exc from None
-                self._denial_checked = self.current_access_key()
         try:
             return call()
         except ClientError as exc:
@@ -433,18 +360,46 @@ def web_identity_credentials(
         # Fail fast while STS is known to be down: each request would otherwise send its own
         # attempts to a service that is not answering.
         cooldown.check()
-        with waiting_on(STS):
+        with waiting_on(STS, limits.call_deadline) as call:
             try:
                 fetched = fetcher.fetch_credentials()
+                unusable = _unusable(fetched, clock)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                # The fetcher reads response["Credentials"]["Expiration"]: a 200 answer without
+                # them (an HTML page from a proxy, a partial document) is not a refusal.
+                unusable = "its answer held no credentials"
+                detail = f"{type(exc).__name__}: {exc}"
             except Exception as exc:
+                if call.cut_off() and not isinstance(exc, ClientError | Unavailable):
+                    raise cooldown.record_cut(cut_off(STS, call, exc)) from exc
                 outage = _sts_outage(exc, limits)
                 if outage is None:
                     raise
                 raise cooldown.record(outage) from exc
+            else:
+                detail = f"expiry_time={fetched.get('expiry_time')!r}"
+            if unusable:
+                raise cooldown.record(Unavailable(STS, unusable, detail, limits.outage_cooldown))
         cooldown.clear()
         return fetched
 
-    return WebIdentityCredentials(fetch, limits.hedge, clock)
+    return WebIdentityCredentials(fetch, limits.call_deadline, clock, limits.hedge)
+
+
+def _unusable(fetched: Any, clock: Clock | None) -> str | None:
+    """Why credentials from STS cannot be used (None: they can): missing parts, or already
+    expired (botocore would refuse to install them, and every call would exchange again)."""
+    if not isinstance(fetched, dict) or not all(
+        fetched.get(part) for part in ("access_key", "secret_key", "token", "expiry_time")
+    ):
+        return "its answer held no credentials"
+    expiry = dt.datetime.fromisoformat(str(fetched["expiry_time"]).replace("Z", "+00:00"))
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=dt.UTC)
+    now = clock() if clock is not None else dt.datetime.now(dt.UTC)
+    if expiry <= now:
+        return "the credentials it issued had already expired (is this host's clock right?)"
+    return None
 
 
 def s3_client(credentials: WebIdentityCredentials, settings: Settings) -> Any:

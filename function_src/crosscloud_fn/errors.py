@@ -8,6 +8,7 @@ which role) instead of a stack trace. Messages pass through `redact` as a last l
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
@@ -58,15 +60,33 @@ def _without_internal_addresses(text: str) -> str:
 class CrossCloudError(Exception):
     """An error with everything the HTTP answer needs; safe to show to the caller."""
 
-    def __init__(self, status: int, code: str, message: str, hint: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        hint: str,
+        retry_after: float | None = None,
+        challenge: str | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = _without_internal_addresses(redact(message))
         self.hint = hint
+        self.retry_after = None if retry_after is None else max(1, math.ceil(retry_after))
+        """Seconds for the `Retry-After` header of a 503 or 504 (RFC 9110 section 10.2.3)."""
+        self.challenge = challenge
+        """The `WWW-Authenticate` header of a 401 or 403 (RFC 6750 section 3)."""
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "hint": self.hint}}
+
+    def headers(self) -> dict[str, str]:
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        if self.challenge is not None:
+            headers["WWW-Authenticate"] = self.challenge
+        return headers
 
 
 ClaimsLookup = Callable[[], Mapping[str, Any] | None]
@@ -129,17 +149,23 @@ def unavailable(exc: Unavailable, settings: Settings) -> CrossCloudError:
         S3: f"Amazon S3 (bucket {settings.s3_bucket})",
         BLOB: f"Azure Blob Storage ({settings.blob_account_url})",
     }[exc.dependency]
+    retry_after = max(1, math.ceil(exc.retry_after))
     return CrossCloudError(
         503,
         f"{exc.dependency}_unavailable",
         f"{DESCRIPTIONS[exc.dependency]} is unavailable: {exc.reason}.",
         f"{where} is down, throttling or slow; this is not a permission problem. Retry later "
-        f"(in about {max(exc.retry_after, 1):.0f} s); the function's log has the details.",
+        f"(after {retry_after} s, as the Retry-After header says); the function's log has the "
+        "details.",
+        retry_after,
     )
 
 
 def timeout(
-    budget: float, waiting: list[str | None], also: list[CrossCloudError]
+    budget: float,
+    waiting: list[str | None],
+    also: list[CrossCloudError],
+    retry_after: float = 2.0,
 ) -> CrossCloudError:
     """504: the request's time budget ran out while waiting on `waiting` (None: not started)."""
     slow = [DESCRIPTIONS[d] for d in dict.fromkeys(w for w in waiting if w)]
@@ -156,7 +182,7 @@ def timeout(
     for other in also[:1]:
         message += f" Also {other.code}: {other.message}"
     log.warning("request budget of %g s exceeded: %s", budget, what)
-    return CrossCloudError(504, "timeout", message, hint)
+    return CrossCloudError(504, "timeout", message, hint, retry_after)
 
 
 def _identity_error(
@@ -200,6 +226,13 @@ def _identity_error(
     )
 
 
+_EXPIRED_WEB_IDENTITY_HINT = (
+    "AWS STS found the identity's Entra token already expired: this is about time, not trust. "
+    "Check this host's clock (STS compares exp with AWS's time) and that the token was not held "
+    "past its expiry; the tenant, audience and trust policy are not the cause."
+)
+
+
 def _sts_hint(settings: Settings, claims: Mapping[str, Any] | None) -> str:
     if claims:
         facts = (
@@ -236,7 +269,9 @@ def from_aws(
                 502,
                 "sts_refused",
                 f"AWS STS: {code}: {message}",
-                _sts_hint(settings, _safe(claims)),
+                _EXPIRED_WEB_IDENTITY_HINT
+                if code in ("ExpiredTokenException", "ExpiredToken")
+                else _sts_hint(settings, _safe(claims)),
             )
         if code in _S3_OUTAGE_CODES or (status or 0) >= 500 or status == 429:
             return unavailable(
@@ -259,8 +294,13 @@ def from_aws(
                 f"AWS S3: {code}: {message} (also with credentials fetched from STS just now)",
                 "S3 rejects the role's session even when it is brand new: "
                 + (
-                    "this host's clock is more than 15 minutes off AWS's time."
+                    "this host's clock is more than 15 minutes off AWS's time (S3 refuses "
+                    "signatures dated that far off); fix the clock, the credentials are fine."
                     if code == "RequestTimeTooSkewed"
+                    else "S3 considers the brand-new session expired, so this host's clock is "
+                    "off (botocore dates each request with it) or the role's maximum session "
+                    "duration is shorter than an hour; nothing in the trust setup causes this."
+                    if code == "ExpiredToken"
                     else "check that AWS_ENDPOINT_URL (if set) points S3 and STS at the same "
                     "partition, and that the STS regional endpoint for "
                     f"{settings.aws_region} is active in the account (IAM > Account settings)."
@@ -310,6 +350,18 @@ def from_azure(exc: Exception, settings: Settings, name: str | None) -> CrossClo
     response = getattr(exc, "response", None)
     if isinstance(exc, ClientAuthenticationError) and response is None:
         return _identity_error(exc, settings, "Azure Storage")
+    if isinstance(exc, DecodeError):
+        # A 2xx answer that is not what Storage sends (an HTML page from a proxy or a login
+        # portal, a body cut short): a malformed answer of the service, not a refusal.
+        return unavailable(
+            Unavailable(
+                BLOB,
+                "its answer could not be read as Blob Storage's",
+                f"{type(exc).__name__}: {exc}",
+                1,
+            ),
+            settings,
+        )
     if isinstance(exc, HttpResponseError) and response is not None:
         status = exc.status_code
         raw_code = getattr(exc, "error_code", None)  # a StorageErrorCode enum or a plain str
@@ -367,7 +419,8 @@ def _safe(claims: ClaimsLookup) -> Mapping[str, Any] | None:
 
 
 # ---- the front door (crosscloud_fn/caller_auth.py) ----------------------------------------------
-# Each carries `headers` for the answer: RFC 6750 section 3 challenges, Retry-After on 503.
+# Each carries its headers (`CrossCloudError.headers`): RFC 6750 section 3 challenges,
+# Retry-After on 503.
 
 _CALLER_HINT = (
     "Send Authorization: Bearer <access token for this API>: a person runs "
@@ -379,40 +432,41 @@ _CALLER_HINT = (
 def unauthenticated(problem: str | None) -> CrossCloudError:
     """401: no usable bearer token (`problem` None) or a token that failed the check named."""
     if problem is None:
-        error = CrossCloudError(
-            401, "unauthenticated", "No access token in the Authorization header.", _CALLER_HINT
+        return CrossCloudError(
+            401,
+            "unauthenticated",
+            "No access token in the Authorization header.",
+            _CALLER_HINT,
+            challenge="Bearer",
         )
-        error.headers = {"WWW-Authenticate": "Bearer"}
-    else:
-        error = CrossCloudError(
-            401, "unauthenticated", f"The access token was refused: {problem}.", _CALLER_HINT
-        )
-        error.headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    return error
+    return CrossCloudError(
+        401,
+        "unauthenticated",
+        f"The access token was refused: {problem}.",
+        _CALLER_HINT,
+        challenge='Bearer error="invalid_token"',
+    )
 
 
 def forbidden(role: str, oid: str | None) -> CrossCloudError:
     """403: a valid token whose caller does not hold the reader API's app role."""
-    error = CrossCloudError(
+    return CrossCloudError(
         403,
         "forbidden",
         f"The caller {oid or '(no oid)'} does not hold the app role {role}.",
         f"Add the caller's object id {oid or ''} to crosscloud:callerPrincipalIds (the stack "
         f"assigns it {role} on the reader API), run pulumi up, then get a new token.",
     )
-    error.headers = {}
-    return error
 
 
 def caller_keys_unavailable(reason: str, retry_after: float) -> CrossCloudError:
     """503: the tenant's signing keys could not be fetched and none are cached."""
     log.warning("caller signing keys unavailable: %s", reason)
-    error = CrossCloudError(
+    return CrossCloudError(
         503,
         "caller_keys_unavailable",
         "The tenant's token signing keys could not be fetched, so no caller can be checked.",
         "Entra's keys endpoint (or this app's outbound network) is down; this is not a "
         f"permission problem. Retry later (in about {max(retry_after, 1):.0f} s).",
+        retry_after,
     )
-    error.headers = {"Retry-After": str(max(1, round(retry_after)))}
-    return error

@@ -16,10 +16,12 @@ import hashlib
 import re
 from typing import Any
 
+from azure.core.exceptions import ResourceModifiedError
 from azure.storage.blob import ContainerClient
 from botocore.exceptions import ClientError
 
 from crosscloud_fn import errors
+from crosscloud_fn.dependencies import BLOB, Unavailable
 from crosscloud_fn.names import MAX_NAME_LENGTH, BadName
 
 MAX_OBJECT_BYTES = 1024 * 1024
@@ -74,16 +76,47 @@ class BlobReader:
     def list_names(self) -> tuple[list[str], bool]:
         """Up to MAX_LISTED names, and whether there are more (a continuation token)."""
         pages = self.container.list_blob_names(results_per_page=MAX_LISTED).by_page()
-        names = list(next(pages, []))[:MAX_LISTED]
+        try:
+            names = list(next(pages, []))[:MAX_LISTED]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # The SDK's deserializer fails on a 2xx body that is not Storage's XML (an HTML
+            # page from a proxy or a sign-in portal): a malformed answer, not our bug.
+            raise Unavailable(
+                BLOB, "its answer was not Blob Storage's", f"{type(exc).__name__}: {exc}", 1.0
+            ) from exc
         return names, bool(pages.continuation_token)
 
     def read(self, name: str) -> dict[str, Any]:
-        # The first GET is a range of FIRST_GET_BYTES (set on the client as max_single_get_size);
-        # its Content-Range gives the blob's size before anything else is downloaded.
-        downloader = self.container.download_blob(name, max_concurrency=1)
-        if downloader.size > MAX_OBJECT_BYTES:
-            raise errors.too_large("Azure", name, downloader.size, MAX_OBJECT_BYTES)
-        return describe(name, downloader.readall())
+        """The blob's bytes, all from one version of it.
+
+        The first GET is a range of FIRST_GET_BYTES (set on the client as max_single_get_size);
+        its Content-Range gives the blob's size before anything else is downloaded. The SDK
+        makes the later ranged GETs conditional on the first one's ETag (If-Match,
+        azure/storage/blob/_download.py), so a blob overwritten in between fails with 412
+        (ResourceModifiedError) instead of mixing two versions: the read then starts over once.
+        """
+        for attempt in (1, 2):
+            try:
+                downloader = self.container.download_blob(name, max_concurrency=1)
+            except ValueError as exc:
+                # The SDK's own check of the first answer (e.g. "Required Content-Range response
+                # header is missing"): a 2xx that is not Storage's (an HTML page from a proxy).
+                raise Unavailable(
+                    BLOB, "its answer was not Blob Storage's", f"ValueError: {exc}", 1.0
+                ) from exc
+            if downloader.size > MAX_OBJECT_BYTES:
+                raise errors.too_large("Azure", name, downloader.size, MAX_OBJECT_BYTES)
+            try:
+                return describe(name, downloader.readall())
+            except ResourceModifiedError as exc:
+                if attempt == 2:
+                    raise Unavailable(
+                        BLOB,
+                        "the blob changed while it was being read, twice in a row",
+                        f"{type(exc).__name__}: {exc}",
+                        1.0,
+                    ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 class S3Reader:

@@ -12,6 +12,7 @@ the root handlers, and the Functions host installs its own handlers that we do n
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import traceback
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 MASK = "[REDACTED]"
+INTERNAL = "[internal address]"
 
 # Values that are credentials in any of the shapes they are logged in: JSON/dict repr
 # ('Key': 'v' / 'Key': b'v'), XML (<Key>v</Key>), form/query (Key=v), header lines (Key: v).
@@ -47,6 +49,8 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
     (re.compile(rf"(?i)\b({_NAMES}|sig)=[^&\s'\"]+"), rf"\1={MASK}"),
     # Header lines in canonical requests and HTTP dumps: key:value / key: value.
     (re.compile(rf"(?im)^(\s*(?:{_NAMES})\s*:\s*)\S.*$"), rf"\1{MASK}"),
+    # The same anywhere in a line ("... X-IDENTITY-HEADER: v ..." in an endpoint's error text).
+    (re.compile(rf"(?i)\b((?:{_NAMES})\s*:\s*)(?!\[REDACTED\])[^\s'\",;]+"), rf"\1{MASK}"),
     # Authorization headers in any shape: 'Authorization': b'...', Authorization: Bearer ...
     (
         re.compile(r"""(?i)(['"]?authorization['"]?\s*[:=]\s*b?['"]?)[^'"\r\n]+"""),
@@ -56,11 +60,33 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
 )
 
 
+# URLs and host:ports that only mean something inside the platform: loopback, link-local (the
+# IMDS at 169.254.169.254), private IPv4 ranges (RFC 1918), IPv6 loopback and unique-local.
+_INTERNAL_HOST = (
+    r"(?:localhost|127(?:\.\d{1,3}){3}|10(?:\.\d{1,3}){3}|169\.254(?:\.\d{1,3}){2}"
+    r"|192\.168(?:\.\d{1,3}){2}|172\.(?:1[6-9]|2\d|3[01])(?:\.\d{1,3}){2}"
+    r"|\[(?:::1|f[cd][0-9a-f:]*)\])"
+)
+_INTERNAL_URL = re.compile(
+    rf"(?i)\b(?:https?://{_INTERNAL_HOST}(?::\d+)?[^\s'\"<>]*|{_INTERNAL_HOST}:\d+)"
+)
+# Where the managed identity endpoint may be named by the platform (any host).
+_IDENTITY_ENDPOINT_VARIABLES = ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT")
+
+
 def redact(text: str) -> str:
-    """`text` with every credential-shaped value replaced by [REDACTED]."""
+    """`text` with every credential-shaped value replaced by [REDACTED], and the platform's
+    internal addresses (the identity endpoint, loopback and private hosts) by [internal address]."""
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
-    return text
+    for variable in _IDENTITY_ENDPOINT_VARIABLES:
+        endpoint = os.environ.get(variable, "")
+        if "://" in endpoint:
+            netloc = endpoint.split("://", 1)[1].split("/", 1)[0]
+            for secret in (endpoint, netloc):
+                if secret:
+                    text = text.replace(secret, INTERNAL)
+    return _INTERNAL_URL.sub(INTERNAL, text)
 
 
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:

@@ -8,8 +8,9 @@ the app settings and keeps it.
 Each request has one time budget (`Limits.budget`, well under functionTimeout): its work runs on
 a shared pool and the request stops waiting when the budget is spent, answering 504 with the
 dependency still being waited for. Abandoned work that has not started is cancelled; work that
-has started ends by itself within the per-call timeouts, and the pool grows (up to
-`MAX_WORKERS`) rather than make later requests queue behind it.
+has started is cut off at its call's deadline (`dependencies.waiting_on`: at most `GRACE` after
+the budget, its connection shut even if the peer is still dripping bytes), and the pool grows
+(up to `MAX_WORKERS`) rather than make later requests queue behind it.
 """
 
 from __future__ import annotations
@@ -25,28 +26,38 @@ from typing import Any, TypeVar
 from azure.core.exceptions import ClientAuthenticationError
 from azure.storage.blob import ContainerClient, ExponentialRetry
 
-from crosscloud_fn import errors, telemetry
-from crosscloud_fn.credentials import (
-    Clock,
-    managed_identity_credential,
-    s3_client,
-    web_identity_credentials,
-)
-from crosscloud_fn.dependencies import BLOB, S3, Activity, waiting_on
+from crosscloud_fn import deadlines, errors, telemetry
+from crosscloud_fn.credentials import Clock, s3_client, web_identity_credentials
+from crosscloud_fn.dependencies import BLOB, IDENTITY, S3, Activity, Unavailable, waiting_on
+from crosscloud_fn.identity import managed_identity_credential
 from crosscloud_fn.readers import FIRST_GET_BYTES, MAX_OBJECT_BYTES, BlobReader, S3Reader
 from crosscloud_fn.settings import Settings
 
 WHOAMI_CLAIMS = ("aud", "iss", "sub", "oid", "appid", "roles", "exp")
 MAX_WORKERS = 32
 """Threads are started on demand up to this many: each request holds one or two while it runs,
-and calls abandoned at a budget's end hold theirs until their own timeouts end them."""
+and calls abandoned at a budget's end hold theirs until their deadline cuts them off."""
 T = TypeVar("T")
+deadlines.install()
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
-    """Decode a JWT's payload without verifying it: we are its holder, not its audience."""
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    """Decode a JWT's payload without verifying it: we are its holder, not its audience.
+
+    A token that is not a JWT (an opaque token from a misbehaving endpoint) is a malformed
+    answer of the identity endpoint, not a crash."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, TypeError) as exc:
+        claims, problem = None, f"{type(exc).__name__}"
+    else:
+        problem = "payload is not a JSON object"
+    if not isinstance(claims, dict):
+        raise Unavailable(
+            IDENTITY, "the token it issued is not a JWT", f"unreadable token: {problem}", 1.0
+        )
+    return claims
 
 
 class BlobRetry(ExponentialRetry):
@@ -147,19 +158,29 @@ class CrossCloud:
         return self.federation_claims()
 
     def _blob(self, work: Callable[[], T]) -> T:
-        with waiting_on(BLOB):
+        # A token request (its own deadline) and the reads (a restart included) in two calls'
+        # time; a dripping Blob answer frees the worker then, not at the budget's end.
+        with waiting_on(BLOB, 2 * self.settings.limits.call_deadline):
             return work()
 
     def _s3(self, work: Callable[[], T]) -> T:
+        # Credentials first (the STS exchange and token request have their own deadlines),
+        # then each S3 attempt within one call's deadline.
+        bound = self.settings.limits.call_deadline
+
+        def attempt() -> T:
+            with waiting_on(S3, bound):
+                return work()
+
         with waiting_on(S3), self.aws_credentials.fresh():
-            return self.aws_credentials.retry_rejected(work)
+            return self.aws_credentials.retry_rejected(attempt)
 
     def _gather(self, name: str | None, **work: Callable[[], Any]) -> tuple[Any, ...]:
         """Run each cloud's work at once (a request costs the slowest, not the sum) within the
         request's budget; raise the most telling failure, or 504 naming what was still awaited."""
         budget = self.settings.limits.budget
         deadline = time.monotonic() + budget
-        activities = {cloud: Activity() for cloud in work}
+        activities = {cloud: Activity(deadline) for cloud in work}
         futures: dict[str, Future] = {
             cloud: self._pool.submit(activities[cloud].run, telemetry.timed(cloud, task))
             for cloud, task in work.items()
@@ -181,7 +202,9 @@ class CrossCloud:
             else:
                 failures.append(errors.from_aws(exc, self.settings, self._claims_for_hint, name))
         if waiting:
-            raise errors.timeout(budget, waiting, failures)
+            raise errors.timeout(
+                budget, waiting, failures, retry_after=self.settings.limits.outage_cooldown
+            )
         if not failures:
             return tuple(results)
         # A refusal (5xx) says more than a missing object in the other cloud; on a tie the

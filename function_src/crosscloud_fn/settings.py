@@ -56,6 +56,37 @@ class SettingsError(ValueError):
         self.problem = problem
 
 
+# Standard variables that point an SDK at an endpoint which receives a credential: the web
+# identity token goes to STS, the session token (and signatures) to S3. botocore reads the
+# service-specific ones before AWS_ENDPOINT_URL (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
+TOKEN_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_S3")
+# App Service's identity endpoint is http by design and never leaves the host: loopback on
+# Windows (http://127.0.0.1:41741/MSI/token/, as in Azure/ms-rest-nodeauth#88), a link-local
+# address of the container's host on Linux (169.254.0.0/16, not routable, RFC 3927).
+# https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference
+IDENTITY_ENDPOINT = "IDENTITY_ENDPOINT"
+_HOST_LOCAL = re.compile(r"^(localhost|127(\.\d{1,3}){3}|169\.254(\.\d{1,3}){2}|\[::1\])$")
+
+
+def check_token_endpoints(env: Mapping[str, str]) -> None:
+    """Refuse to run if a token would travel in clear: every endpoint that receives one must be
+    https, except the identity endpoint, which may be http on loopback only."""
+    for name in TOKEN_ENDPOINT_VARIABLES:
+        value = (env.get(name) or "").strip()
+        if value and not value.lower().startswith("https://"):
+            raise SettingsError(name, f"{value!r} must be an https:// URL (it receives tokens)")
+    identity = (env.get(IDENTITY_ENDPOINT) or "").strip()
+    if identity and not identity.lower().startswith("https://"):
+        rest = identity.split("://", 1)[1] if "://" in identity else ""
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].lower() if rest else ""
+        if not identity.lower().startswith("http://") or not _HOST_LOCAL.match(host):
+            raise SettingsError(
+                IDENTITY_ENDPOINT,
+                f"{identity!r} must be https://, or http:// on a loopback or link-local host "
+                "(App Service's own endpoint)",
+            )
+
+
 def validate_key_prefix(value: str) -> str:
     """Return `value` if it is "" or a plain folder: `a/b/`, as crosscloud:s3KeyPrefix allows.
 
@@ -112,9 +143,16 @@ class Limits:
 
     @property
     def hedge(self) -> float:
-        """How long a request waits for another request's credential exchange before making its
-        own: an exchange takes well under a second, and a stuck one must not hold up others."""
+        """How long a request waits for another request's token request or STS exchange before
+        one request (one only) makes a second call, in case the first is stuck on a bad
+        connection: either takes well under a second when healthy."""
         return min(1.0, self.budget / 5)
+
+    @property
+    def call_deadline(self) -> float:
+        """Total time one dependency call may take, connecting and every read included: two
+        attempts and a backoff of up to 1 s. A peer that drips its answer is cut off then."""
+        return 2 * self.call_timeout + 1
 
     @property
     def connect_timeout(self) -> float:
@@ -200,6 +238,7 @@ class Settings:
         if not account_url.lower().startswith("https://"):
             # Bearer tokens are only ever sent over TLS (the SDK refuses otherwise, too).
             raise SettingsError(BLOB_ACCOUNT_URL, "must be an https:// URL")
+        check_token_endpoints(env)
         return cls(
             identity_client_id=client_id,
             audience=audience,

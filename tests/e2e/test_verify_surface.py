@@ -242,3 +242,51 @@ def test_make_verify_fails_when_sts_refuses_only_on_the_trust_policy(
         failed = run_verify(cloud, tmp_path / "outputs.json")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "AccessDenied: STS should refuse the signature" in failed.stdout
+
+
+# ---- verify's own refusals (issue 20): no cloud needed --------------------------------------
+
+
+class _Refusing:
+    """A TokenCredential that fails the way `error` says."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self.scopes.extend(scopes)
+        raise self.error
+
+
+def test_the_entra_refusal_check_fails_when_it_could_not_run() -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import CredentialUnavailableError
+
+    from verify.checks import operator_refused_by_entra
+
+    no_sign_in = ClientAuthenticationError(
+        "DefaultAzureCredential failed to retrieve a token from the included credentials."
+    )
+    for error in (no_sign_in, CredentialUnavailableError("Please run 'az login'")):
+        check = operator_refused_by_entra(_Refusing(error), "api://tenant/AWS-Federation-App")
+        assert not check.passed
+        assert "could not run" in check.detail
+    mfa = ClientAuthenticationError("AADSTS50076: multi-factor authentication required")
+    assert not operator_refused_by_entra(_Refusing(mfa), "api://a").passed
+
+    refused = ClientAuthenticationError("(invalid_scope) 403, AADSTS501051: not assigned")
+    check = operator_refused_by_entra(_Refusing(refused), "api://a")
+    assert check.passed and check.detail == "AADSTS501051"
+
+
+def test_verify_refuses_an_http_iam_endpoint_for_the_operators_aws_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from verify.checks import trust_policy_pins_identities
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9")  # nothing listens there
+    outputs = {"awsRegion": "eu-west-1", "awsRoleArn": "arn:aws:iam::123456789012:role/r"}
+    check = trust_policy_pins_identities(outputs, timeout=1)
+    assert not check.passed
+    assert "must be https" in check.detail

@@ -25,7 +25,7 @@ from azure.storage.blob import BlobServiceClient
 from components import trust
 from localcloud.azurite import Azurite
 from localcloud.blob_gate import BlobGate
-from localcloud.certs import make_tls_files
+from localcloud.certs import TlsFiles, make_tls_files
 from localcloud.entra import DEFAULT_TOKEN_LIFETIME, STORAGE_RESOURCE, FakeEntra, Identity
 from localcloud.moto_server import MotoServer, StsRefusal
 
@@ -117,6 +117,7 @@ class World:
     gate: BlobGate
     guard: TrustGuard
     tls_ca: Path
+    tls: TlsFiles
     host_env: dict[str, str]
     identities: dict[str, Identity]
     audience: str
@@ -138,6 +139,7 @@ class World:
             **self.host_env,
             **self.aws.env(),
             "REQUESTS_CA_BUNDLE": str(self.tls_ca),
+            "AWS_CA_BUNDLE": str(self.tls_ca),
             "WEBSITE_SITE_NAME": SITE_NAME,
             "CROSSCLOUD_IDENTITY_CLIENT_ID": client_id,
             "CROSSCLOUD_AUDIENCE": self.audience,
@@ -244,7 +246,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
 
         guard = TrustGuard(entra, audience, members)
-        aws = stack.enter_context(MotoServer(region=REGION, sts_guard=guard))
+        # Over TLS like AWS: the function refuses an http endpoint that would receive tokens.
+        aws = stack.enter_context(MotoServer(region=REGION, sts_guard=guard, tls=tls))
         iam = aws.client("iam")
         provider = iam.create_open_id_connect_provider(
             Url=entra.issuer, ClientIDList=[audience], ThumbprintList=[]
@@ -286,6 +289,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             gate=gate,
             guard=guard,
             tls_ca=tls.ca_cert,
+            tls=tls,
             host_env=host.env(),
             identities=ids,
             audience=audience,

@@ -138,6 +138,7 @@ def test_sts_guard_refusal_reaches_botocore_as_an_aws_error(world: World) -> Non
         region_name="eu-west-1",
         endpoint_url=world.aws.endpoint_url,
         config=Config(signature_version=UNSIGNED),
+        verify=str(world.tls_ca),
     )
     world.reset_counts()
     with pytest.raises(ClientError) as raised:

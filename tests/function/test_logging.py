@@ -159,6 +159,12 @@ JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhcGk6Ly94In0.SIGNATUREsig
         ("Authorization: Bearer opaque-token-value-123", "opaque-token-value-123"),
         ('{"access_token": "opaque-token-value-123", "expires_on": "1"}', "opaque-token-value-123"),
         ("X-IDENTITY-HEADER: header-secret-value", "header-secret-value"),
+        # the same mid-line, as an identity endpoint's error text may carry it (issue 20)
+        (
+            "Invalid request (X-IDENTITY-HEADER: header-secret-value) from 10.0.0.4",
+            "header-secret-value",
+        ),
+        ("headers={'Metadata': 'true'}; IDENTITY_HEADER=header-secret-value", "header-secret"),
         # a SAS signature in a URL
         ("GET https://acct.blob.core.windows.net/c/b?sv=2024&sig=abcDEF123%2Bsecret", "abcDEF123"),
         # a JWT anywhere
@@ -170,6 +176,30 @@ def test_redact_covers_the_shapes_sdks_log(line: str, secret: str) -> None:
     cleaned = redact(line)
     assert secret not in cleaned
     assert MASK in cleaned
+
+
+@pytest.mark.parametrize(
+    "line, internal",
+    [
+        ("Could not connect to http://169.254.169.254/metadata/identity", "169.254.169.254"),
+        ("GET http://localhost:8081/msi/token?api-version=2019-08-01 failed", "localhost:8081"),
+        ("upstream http://10.1.2.3:4000/token answered 500", "10.1.2.3"),
+        ("proxy at 192.168.7.1:3128 refused", "192.168.7.1"),
+        ("Read timeout on endpoint URL: https://127.0.0.1:35775/bucket/key", "127.0.0.1"),
+    ],
+)
+def test_redact_hides_internal_addresses(line: str, internal: str) -> None:
+    cleaned = redact(line)
+    assert internal not in cleaned
+    assert "[internal address]" in cleaned
+
+
+def test_redact_hides_the_identity_endpoint_wherever_it_lives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://identity.internal.example:8081/msi/token")
+    cleaned = redact("token request to identity.internal.example:8081 answered 503")
+    assert "identity.internal.example" not in cleaned
 
 
 def test_redact_leaves_ordinary_text_alone() -> None:

@@ -208,7 +208,7 @@ def test_a_botocore_without_the_private_refresh_api_still_refreshes(
     from crosscloud_fn.credentials import WebIdentityCredentials
 
     # This botocore exists as pinned: the check below is about a future one.
-    probe = WebIdentityCredentials(lambda: {}, hedge=1.0, clock=None)
+    probe = WebIdentityCredentials(lambda: {}, wait=1.0, clock=None)
     assert probe.takes_over_refresh
 
     renamed = RefreshableCredentials._protected_refresh
@@ -226,7 +226,7 @@ def test_a_botocore_without_the_private_refresh_api_still_refreshes(
         fetched.append(1)
         return {"access_key": "AKIDNEW", "secret_key": "s", "token": "t", "expiry_time": expiry}
 
-    credentials = WebIdentityCredentials(fetch, hedge=1.0, clock=None)
+    credentials = WebIdentityCredentials(fetch, wait=1.0, clock=None)
     assert not credentials.takes_over_refresh
     with credentials.fresh():
         assert credentials.get_frozen_credentials().access_key == "AKIDNEW"

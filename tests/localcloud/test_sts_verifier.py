@@ -382,3 +382,44 @@ def test_a_deny_that_does_not_apply_leaves_the_allow():
     assert not allows(policy, PROVIDER_ARN, PREFIX, {"sub": "someone-else"})
     with pytest.raises(Unevaluable):
         allows({"Statement": [], "Extra": 1}, PROVIDER_ARN, PREFIX, {"sub": "me"})
+
+
+@pytest.mark.parametrize("unknown_first", [True, False], ids=["unknown-key-first", "unknown-last"])
+def test_a_deny_with_an_unknown_condition_key_refuses_whatever_the_key_order(unknown_first):
+    """Issue 20: the Deny's first key was false for this caller, so the evaluation stopped before
+    the unknown key and the trusted identity got in - or not, depending on JSON key order."""
+    keys = [(f"{PREFIX}:sub", "someone-else"), ("aws:SourceIp", "10.0.0.0/8")]
+    if unknown_first:
+        keys.reverse()
+    policy = one_statement("Allow", "StringEquals", ["me"])
+    deny = one_statement("Deny", "StringEquals", ["x"])["Statement"][0]
+    deny["Condition"] = {"StringEquals": dict(keys)}
+    policy["Statement"].append(deny)
+    with pytest.raises(Unevaluable):
+        allows(policy, PROVIDER_ARN, PREFIX, {"sub": "me", "aud": "a"})
+
+
+@pytest.mark.parametrize("kinds_first", [True, False])
+def test_an_unknown_principal_kind_is_unevaluable_whatever_the_key_order(kinds_first):
+    principal = {"AWS": "*", "Bogus": "x"} if kinds_first else {"Bogus": "x", "AWS": "*"}
+    policy = one_statement("Allow", "StringEquals", ["me"])
+    policy["Statement"][0]["Principal"] = principal
+    with pytest.raises(Unevaluable):
+        allows(policy, PROVIDER_ARN, PREFIX, {"sub": "me"})
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", ["NaN", float("nan"), "1893456000", True, None])
+def test_a_signed_token_with_a_non_numeric_date_is_refused(entra, world, claim, value):
+    """A validly signed token with `exp: "NaN"` compared false with every time: it never
+    expired. NumericDate claims must be numbers (RFC 7519 section 2)."""
+    claims = jwt.decode(
+        entra.issue_token(world["trusted"], world["audience"])[0],
+        options={"verify_signature": False},
+    )
+    claims[claim] = value
+    token = jwt.encode(
+        claims, entra._private_key, algorithm="RS256", headers={"kid": entra.key_id}
+    )  # signed with the fake Entra's own key: only the claim is wrong
+    refusal = verify(world, token)
+    assert refusal is not None and refusal.code == "InvalidIdentityToken"
