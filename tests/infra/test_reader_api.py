@@ -124,6 +124,20 @@ def test_callers_and_the_deployer_get_the_role(with_callers):
     assert all(a.inputs["appRoleId"] == role_id for a in assignments)
 
 
+def test_a_deployer_listed_as_a_caller_is_assigned_once(with_callers):
+    # Graph refuses a second assignment of one role to one principal on one resource
+    # ("EntitlementGrant entry already exists", microsoftgraph/msgraph-bicep-types#161).
+    run = run_program({"callerPrincipalIds": [CALLERS[0], DEPLOYER_OBJECT_ID]})
+    principals = [a.inputs["principalObjectId"] for a in reader_assignments(run)]
+    assert sorted(principals) == sorted([CALLERS[0], DEPLOYER_OBJECT_ID])
+    # Resource names carry the object id once, and never repeat "caller-".
+    for resource_run in (run, with_callers):
+        names = [a.name for a in reader_assignments(resource_run)]
+        assert all("caller-caller-" not in name for name in names), names
+    names = {a.name for a in reader_assignments(with_callers)}
+    assert names == {*(f"reader-api-caller-{c}" for c in CALLERS), "reader-api-caller-deployer"}
+
+
 def test_the_deployer_is_no_caller_when_the_config_says_so(without_deployer):
     assert reader_assignments(without_deployer) == []
 
