@@ -221,6 +221,25 @@ FOUNDATION_OWNED_KEYS = (
 )
 
 
+def _identifier_uri_clash(settings: Settings) -> list[str]:
+    """The reader API and a standalone stack's federation app (audience `tenant`) both take
+    `api://{tenantId}/{display name, spaces as '-'}`: equal names give both apps one URI, which
+    Entra refuses for the second app half-way through `pulumi up` (identifier URIs are unique in
+    a tenant). Compared without case too, to be safe."""
+    caller = settings.caller_app_display_name
+    if settings.foundation or settings.audience.kind != AUDIENCE_TENANT or not caller:
+        return []
+    uri_name = caller.replace(" ", "-")
+    if uri_name.casefold() != settings.app_display_name.replace(" ", "-").casefold():
+        return []
+    return [
+        f"{config_key('callerAppDisplayName')} = {caller!r} and {config_key('appDisplayName')} = "
+        f"{settings.app_display_name!r} give the reader API and the federation app the same "
+        f"identifier URI (api://{{tenantId}}/{uri_name}), which Entra refuses: each must be "
+        "unique in the tenant; choose another callerAppDisplayName"
+    ]
+
+
 def python_version_problem(value: str) -> str | None:
     if value in PYTHON_VERSIONS:
         return None
@@ -354,6 +373,7 @@ def parse_settings(
                     f"foundation, the foundation stack owns {config_key(name)}; remove it from "
                     "this stack"
                 )
+    parser.problems.extend(_identifier_uri_clash(settings))
     if parser.problems:
         raise SettingsError(
             "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in parser.problems)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from components.reader_api import AZURE_CLI_CLIENT_ID, CALLER_ROLE_VALUE
-from components.settings import SettingsError
+from components.settings import SettingsError, parse_settings
 from localcloud.mocked_program import DEPLOYER_OBJECT_ID, TENANT_ID, ProgramRun, run_program
 from tests.infra.test_environment import DEV_ACCOUNT, PROD_ACCOUNT, environment, foundation  # noqa: F401
 
@@ -188,3 +188,28 @@ def test_bad_caller_config_stops_the_program_naming_the_key(config, key, rule):
         run_program(config)
     message = str(error.value)
     assert f"crosscloud:{key}" in message and rule in message, message
+
+
+@pytest.mark.parametrize(
+    ("config", "uri_name"),
+    [
+        ({"callerAppDisplayName": "AWS-Federation-App"}, "AWS-Federation-App"),  # the default
+        ({"callerAppDisplayName": "AWS Federation App"}, "AWS-Federation-App"),  # space vs '-'
+        ({"appDisplayName": "Team API", "callerAppDisplayName": "team-api"}, "team-api"),
+    ],
+)
+def test_a_reader_api_name_that_gives_the_federation_uri_is_refused(config, uri_name):
+    # Both apps take api://{tenantId}/{name}; Entra refuses a second app with the same URI.
+    with pytest.raises(SettingsError) as error:
+        run_program(config)
+    message = str(error.value)
+    assert "crosscloud:callerAppDisplayName" in message, message
+    assert "crosscloud:appDisplayName" in message, message
+    assert f"api://{{tenantId}}/{uri_name}" in message, message
+
+
+def test_the_same_name_is_fine_where_the_federation_uri_differs():
+    same = {"callerAppDisplayName": "AWS-Federation-App"}
+    # audience appId: the federation app's URI is api://{appId}, never the reader API's.
+    assert parse_settings({**same, "audience": "appId"}).caller_app_display_name
+    assert parse_settings({"callerAppDisplayName": "AWS-Federation-App-2"})
