@@ -400,7 +400,9 @@ def forbidden(role: str, oid: str | None) -> CrossCloudError:
         f"Add the caller's object id {oid or ''} to crosscloud:callerPrincipalIds (the stack "
         f"assigns it {role} on the reader API), run pulumi up, then get a new token.",
     )
-    error.headers = {}
+    # RFC 6750 section 3.1: a token without the privileges the request needs is 403 with
+    # error="insufficient_scope" in the challenge.
+    error.headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
     return error
 
 
