@@ -208,6 +208,15 @@ def test_a_reader_api_name_that_gives_the_federation_uri_is_refused(config, uri_
     assert f"api://{{tenantId}}/{uri_name}" in message, message
 
 
+def test_a_federation_name_equal_to_the_reader_api_default_is_refused():
+    # The reader API's default name is {prefix}-{stack}-reader-api (stack "dev" here).
+    with pytest.raises(SettingsError) as error:
+        run_program({"appDisplayName": "crosscloud-dev-reader-api"})
+    message = str(error.value)
+    assert "default name 'crosscloud-dev-reader-api'" in message, message
+    assert "crosscloud:appDisplayName" in message and "crosscloud:callerAppDisplayName" in message
+
+
 def test_the_same_name_is_fine_where_the_federation_uri_differs():
     same = {"callerAppDisplayName": "AWS-Federation-App"}
     # audience appId: the federation app's URI is api://{appId}, never the reader API's.
