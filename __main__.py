@@ -127,8 +127,11 @@ else:
 
 # The front door: callers present an Entra token for this stack's own reader API (never the
 # federation app; with a foundation too, each environment has its own).
-callers = {f"caller-{object_id}": object_id for object_id in settings.caller_principal_ids}
-if settings.deployer_is_caller:
+# Keyed by object id (resource `reader-api-caller-<id>`). A deployer listed already gets no
+# second assignment: Graph refuses two for one principal, role and resource ("EntitlementGrant
+# entry already exists", microsoftgraph/msgraph-bicep-types#161). Settings lowercase the ids.
+callers = {object_id: object_id for object_id in settings.caller_principal_ids}
+if settings.deployer_is_caller and azure.object_id.lower() not in callers:
     callers["deployer"] = azure.object_id
 reader_api = ReaderApi(
     "reader-api",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from components.naming import bucket_name_problem
+from components.naming import Names, bucket_name_problem
 from components.regions import aws_region_problem, azure_location_problem
 from components.trust import DEFAULT_APP_NAME
 from components.validation import (
@@ -221,6 +221,33 @@ FOUNDATION_OWNED_KEYS = (
 )
 
 
+def _identifier_uri_clash(settings: Settings, stack: str | None) -> list[str]:
+    """The reader API and a standalone stack's federation app (audience `tenant`) both take
+    `api://{tenantId}/{display name, spaces as '-'}`: equal names give both apps one URI, which
+    Entra refuses for the second app half-way through `pulumi up` (identifier URIs are unique in
+    a tenant). Compared without case too, to be safe. The reader API's default name needs the
+    stack (`stack` None: only an explicit callerAppDisplayName is compared)."""
+    if settings.foundation or settings.audience.kind != AUDIENCE_TENANT:
+        return []
+    caller = settings.caller_app_display_name
+    if caller:
+        described = f"{config_key('callerAppDisplayName')} = {caller!r}"
+    elif stack is not None:
+        caller = Names(settings.prefix, stack, "").reader_api_display_name
+        described = f"the reader API's default name {caller!r}"
+    else:
+        return []
+    uri_name = caller.replace(" ", "-")
+    if uri_name.casefold() != settings.app_display_name.replace(" ", "-").casefold():
+        return []
+    return [
+        f"{described} and {config_key('appDisplayName')} = {settings.app_display_name!r} give "
+        f"the reader API and the federation app the same identifier URI "
+        f"(api://{{tenantId}}/{uri_name}), which Entra refuses: each must be unique in the "
+        f"tenant; set another {config_key('callerAppDisplayName')} (or appDisplayName)"
+    ]
+
+
 def python_version_problem(value: str) -> str | None:
     if value in PYTHON_VERSIONS:
         return None
@@ -235,12 +262,17 @@ def python_version_problem(value: str) -> str | None:
 
 
 def parse_settings(
-    raw: Mapping[str, Any], *, other_keys: Iterable[str] = (), project: str = NAMESPACE
+    raw: Mapping[str, Any],
+    *,
+    other_keys: Iterable[str] = (),
+    project: str = NAMESPACE,
+    stack: str | None = None,
 ) -> Settings:
     """Validate `crosscloud:*` values (keys without the namespace) into `Settings`.
 
     `other_keys` are the stack's config keys in other namespaces (full `namespace:name`): one
     whose namespace looks like a typo of `crosscloud`, or is `project`'s own, is refused too.
+    `stack` (the Pulumi stack) lets defaults derived from it be checked too.
     Raises `SettingsError` listing every problem, each naming the key and what is allowed.
     """
     parser = Parser(raw)
@@ -354,6 +386,7 @@ def parse_settings(
                     f"foundation, the foundation stack owns {config_key(name)}; remove it from "
                     "this stack"
                 )
+    parser.problems.extend(_identifier_uri_clash(settings, stack))
     if parser.problems:
         raise SettingsError(
             "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in parser.problems)
@@ -387,4 +420,6 @@ def load_settings() -> Settings:
     """Read every key the stack sets and validate the `crosscloud:*` ones (and refuse keys in
     a namespace that looks like a typo of it)."""
     raw, others = split_config(all_config())
-    return parse_settings(raw, other_keys=others, project=pulumi.get_project())
+    return parse_settings(
+        raw, other_keys=others, project=pulumi.get_project(), stack=pulumi.get_stack()
+    )

@@ -50,6 +50,20 @@ def outputs_file(path: Path) -> dict[str, Any]:
     return outputs
 
 
+def operator_credential(timeout: float) -> DefaultAzureCredential:
+    """The operator's own sign-in (az login, environment, managed identity...); nothing stored.
+    Every way it asks for a token is bounded by `timeout`: the developer tools' processes
+    (`process_timeout`, azure-identity's default 10 s) and the HTTP ones (azure-core's
+    `connection_timeout`/`read_timeout`, default 300 s, which azure-identity hands to its
+    transport)."""
+    return DefaultAzureCredential(
+        exclude_interactive_browser_credential=True,
+        process_timeout=max(1, round(timeout)),
+        connection_timeout=timeout,
+        read_timeout=timeout,
+    )
+
+
 def run_checks(
     outputs: Mapping[str, Any], credential: TokenCredential, timeout: float = 30.0
 ) -> list[Check]:
@@ -83,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         outputs = outputs_file(args.outputs) if args.outputs else stack_outputs(args.stack)
-        # The operator's own sign-in (az login, environment, managed identity...); nothing stored.
-        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        checks = run_checks(outputs, credential, args.timeout)
+        checks = run_checks(outputs, operator_credential(args.timeout), args.timeout)
     except VerifyError as error:
         print(f"verify: {error}", file=sys.stderr)
         return 2

@@ -18,13 +18,14 @@ import boto3
 import jwt
 import requests
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components import trust
+from components.reader_api import AZURE_CLI_CLIENT_ID
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
@@ -44,6 +45,9 @@ REQUIRED_OUTPUTS = (
     "callerAudience",
 )
 APPS = ("sami", "uami")
+_ENTRA_CODE = re.compile(r"AADSTS\d+")
+# Entra's "not assigned" refusals: AADSTS50105 for a person, AADSTS501051 for an application.
+_NOT_ASSIGNED = ("AADSTS50105", "AADSTS501051")
 
 
 class VerifyError(RuntimeError):
@@ -93,18 +97,53 @@ def _verify_tls() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or True
 
 
+def entra_code(error: BaseException) -> str | None:
+    """The AADSTS code in a refusal, if Entra answered one (azure-identity keeps its message,
+    DefaultAzureCredential each credential's)."""
+    match = _ENTRA_CODE.search(str(error))
+    return match.group(0) if match else None
+
+
+def unreachable(resource: str, error: AzureError) -> str:
+    """A token request that got no answer from Entra (ServiceRequestError: no connection or a
+    timeout; ServiceResponseError, HttpResponseError: a broken or unexpected answer)."""
+    return (
+        f"could not get a token for {resource} ({type(error).__name__}: {_short(error)}): is "
+        "Entra (or the sign-in's endpoint) reachable from here?"
+    )
+
+
 def caller_token(credential: TokenCredential, outputs: Mapping[str, Any]) -> str:
     """The operator's own access token for the stack's reader API: the apps let in callers
     holding `CrossCloud.Read` (the deployer does unless crosscloud:deployerIsCaller is false).
-    No function key, no `listKeys`: the routes are anonymous at the host and guarded in code."""
+    No function key, no `listKeys`: the routes are anonymous at the host and guarded in code.
+    Raises `VerifyError` saying what to do; any azure-core error is caught, never a crash."""
+    audience = outputs["callerAudience"]
     try:
-        return credential.get_token(f"{outputs['callerAudience']}/.default").token
+        return credential.get_token(f"{audience}/.default").token
     except ClientAuthenticationError as error:
-        raise VerifyError(
-            f"Entra would not give you a token for the reader API {outputs['callerAudience']} "
-            f"({_short(error)}): add your object id to crosscloud:callerPrincipalIds or keep "
-            "crosscloud:deployerIsCaller true, then pulumi up (docs/callers.md)"
-        ) from error
+        code = entra_code(error)
+        if code == "AADSTS65001":
+            message = (
+                f"Entra asks for consent (AADSTS65001) to the reader API {audience}: it "
+                f"pre-authorizes only the Azure CLI ({AZURE_CLI_CLIENT_ID}), so sign in with "
+                "`az login` (not Azure PowerShell or VS Code) and run verify again "
+                "(docs/callers.md)"
+            )
+        elif code in _NOT_ASSIGNED:
+            message = (
+                f"Entra would not give you a token for the reader API {audience} "
+                f"({_short(error)}): add your object id to crosscloud:callerPrincipalIds or "
+                "keep crosscloud:deployerIsCaller true, then pulumi up (docs/callers.md)"
+            )
+        else:
+            message = (
+                f"no token for the reader API {audience} ({_short(error)}): sign in with "
+                "`az login` as someone who holds CrossCloud.Read (docs/callers.md)"
+            )
+        raise VerifyError(message) from error
+    except AzureError as error:
+        raise VerifyError(unreachable(audience, error)) from error
 
 
 def read_both_clouds(
@@ -158,6 +197,8 @@ def front_door_refuses(
         other = credential.get_token(f"{OTHER_AUDIENCE}/.default").token
     except ClientAuthenticationError as error:
         return Check(check, False, f"no token for {OTHER_AUDIENCE}: {_short(error)}")
+    except AzureError as error:
+        return Check(check, False, unreachable(OTHER_AUDIENCE, error))
     seen = []
     for label, headers in (("no token", {}), ("ARM token", {"Authorization": f"Bearer {other}"})):
         try:
@@ -196,6 +237,8 @@ def operator_refused_by_entra(credential: TokenCredential, audience: str) -> Che
                 f"({_short(error)}); sign in (az login) and run verify again",
             )
         return Check(check, True, code)
+    except AzureError as error:
+        return Check(check, False, unreachable(audience, error))
     return Check(
         check,
         False,

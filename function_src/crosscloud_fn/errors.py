@@ -456,6 +456,9 @@ def forbidden(role: str, oid: str | None) -> CrossCloudError:
         f"The caller {oid or '(no oid)'} does not hold the app role {role}.",
         f"Add the caller's object id {oid or ''} to crosscloud:callerPrincipalIds (the stack "
         f"assigns it {role} on the reader API), run pulumi up, then get a new token.",
+        # RFC 6750 section 3.1: a token without the privileges the request needs is 403 with
+        # error="insufficient_scope" in the challenge.
+        challenge='Bearer error="insufficient_scope"',
     )
 
 

@@ -115,3 +115,59 @@ def test_classic_easy_auth_allowing_anonymous_is_refused() -> None:
 def test_easy_auth_switched_off_is_not_used() -> None:
     auth = Resource(AUTH_SETTINGS_V2, {"platform": {"enabled": False}}, name="auth")
     assert evaluate([auth]) == []
+
+
+def with_setting(name: str, value: Any) -> dict[str, Any]:
+    added = [*IDENTITY_SETTINGS, {"name": name, "value": value}]
+    return {**FLEX_APP, "siteConfig": {**FLEX_APP["siteConfig"], "appSettings": added}}
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        # azure-identity's AzureAuthorityHosts, and China's alias (KNOWN_ALIASES).
+        "login.microsoftonline.com",
+        "https://login.microsoftonline.us/",
+        "login.chinacloudapi.cn",
+        "https://login.partner.microsoftonline.cn",
+        "",  # the function then uses login.microsoftonline.com
+        UNKNOWN_STRING_VALUE,
+    ],
+)
+def test_an_entra_authority_host_passes(host: str) -> None:
+    assert evaluate([Resource(common.WEB_APP, with_setting("AZURE_AUTHORITY_HOST", host))]) == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "login.evil.example",
+        "https://login.microsoftonline.com.evil.example",
+        "http://login.microsoftonline.com",
+        "https://login.microsoftonline.com/evil-tenant",
+        "https://login.microsoftonline.com:8443",
+        "https://user@login.microsoftonline.com",
+        "login.microsoftonline.de",  # Microsoft Cloud Germany, closed in 2021
+    ],
+)
+def test_another_authority_host_is_refused(host: str) -> None:
+    app = Resource(common.WEB_APP, with_setting("AZURE_AUTHORITY_HOST", host), name="app")
+    found = evaluate([app])
+    assert [(v.policy, v.urn) for v in found] == [(RULE, app.urn)]
+    assert "AZURE_AUTHORITY_HOST" in found[0].message
+
+
+def test_a_caller_audience_equal_to_the_federation_audience_is_refused() -> None:
+    caller = next(
+        s["value"] for s in IDENTITY_SETTINGS if s["name"] == "CROSSCLOUD_CALLER_AUDIENCE"
+    )
+    app = Resource(common.WEB_APP, with_setting("CROSSCLOUD_AUDIENCE", caller), name="app")
+    found = evaluate([app])
+    assert [(v.policy, v.urn) for v in found] == [(RULE, app.urn)]
+    assert "CROSSCLOUD_AUDIENCE" in found[0].message
+
+
+@pytest.mark.parametrize("audience", ["api://tenant/AWS-Federation-App", UNKNOWN_STRING_VALUE])
+def test_a_separate_federation_audience_passes(audience: str) -> None:
+    props = with_setting("CROSSCLOUD_AUDIENCE", audience)
+    assert evaluate([Resource(common.WEB_APP, props)]) == []

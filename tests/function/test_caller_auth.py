@@ -222,6 +222,8 @@ def test_a_valid_token_without_the_role_is_403_naming_role_and_caller(
     assert answer.body["error"]["code"] == "forbidden"
     assert CALLER_ROLE in answer.body["error"]["message"]
     assert outsider.principal_id in answer.body["error"]["message"]
+    # RFC 6750 section 3.1: the token is valid, it lacks the privilege.
+    assert answer.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
 
 
 def test_entra_itself_refuses_an_unassigned_caller(world: World) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from components.reader_api import AZURE_CLI_CLIENT_ID, CALLER_ROLE_VALUE
-from components.settings import SettingsError
+from components.settings import SettingsError, parse_settings
 from localcloud.mocked_program import DEPLOYER_OBJECT_ID, TENANT_ID, ProgramRun, run_program
 from tests.infra.test_environment import DEV_ACCOUNT, PROD_ACCOUNT, environment, foundation  # noqa: F401
 
@@ -124,6 +124,20 @@ def test_callers_and_the_deployer_get_the_role(with_callers):
     assert all(a.inputs["appRoleId"] == role_id for a in assignments)
 
 
+def test_a_deployer_listed_as_a_caller_is_assigned_once(with_callers):
+    # Graph refuses a second assignment of one role to one principal on one resource
+    # ("EntitlementGrant entry already exists", microsoftgraph/msgraph-bicep-types#161).
+    run = run_program({"callerPrincipalIds": [CALLERS[0], DEPLOYER_OBJECT_ID]})
+    principals = [a.inputs["principalObjectId"] for a in reader_assignments(run)]
+    assert sorted(principals) == sorted([CALLERS[0], DEPLOYER_OBJECT_ID])
+    # Resource names carry the object id once, and never repeat "caller-".
+    for resource_run in (run, with_callers):
+        names = [a.name for a in reader_assignments(resource_run)]
+        assert all("caller-caller-" not in name for name in names), names
+    names = {a.name for a in reader_assignments(with_callers)}
+    assert names == {*(f"reader-api-caller-{c}" for c in CALLERS), "reader-api-caller-deployer"}
+
+
 def test_the_deployer_is_no_caller_when_the_config_says_so(without_deployer):
     assert reader_assignments(without_deployer) == []
 
@@ -174,3 +188,37 @@ def test_bad_caller_config_stops_the_program_naming_the_key(config, key, rule):
         run_program(config)
     message = str(error.value)
     assert f"crosscloud:{key}" in message and rule in message, message
+
+
+@pytest.mark.parametrize(
+    ("config", "uri_name"),
+    [
+        ({"callerAppDisplayName": "AWS-Federation-App"}, "AWS-Federation-App"),  # the default
+        ({"callerAppDisplayName": "AWS Federation App"}, "AWS-Federation-App"),  # space vs '-'
+        ({"appDisplayName": "Team API", "callerAppDisplayName": "team-api"}, "team-api"),
+    ],
+)
+def test_a_reader_api_name_that_gives_the_federation_uri_is_refused(config, uri_name):
+    # Both apps take api://{tenantId}/{name}; Entra refuses a second app with the same URI.
+    with pytest.raises(SettingsError) as error:
+        run_program(config)
+    message = str(error.value)
+    assert "crosscloud:callerAppDisplayName" in message, message
+    assert "crosscloud:appDisplayName" in message, message
+    assert f"api://{{tenantId}}/{uri_name}" in message, message
+
+
+def test_a_federation_name_equal_to_the_reader_api_default_is_refused():
+    # The reader API's default name is {prefix}-{stack}-reader-api (stack "dev" here).
+    with pytest.raises(SettingsError) as error:
+        run_program({"appDisplayName": "crosscloud-dev-reader-api"})
+    message = str(error.value)
+    assert "default name 'crosscloud-dev-reader-api'" in message, message
+    assert "crosscloud:appDisplayName" in message and "crosscloud:callerAppDisplayName" in message
+
+
+def test_the_same_name_is_fine_where_the_federation_uri_differs():
+    same = {"callerAppDisplayName": "AWS-Federation-App"}
+    # audience appId: the federation app's URI is api://{appId}, never the reader API's.
+    assert parse_settings({**same, "audience": "appId"}).caller_app_display_name
+    assert parse_settings({"callerAppDisplayName": "AWS-Federation-App-2"})
