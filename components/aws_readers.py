@@ -10,10 +10,14 @@ on the data container only.
 Facts, with their sources:
 - `aws.iam.OutboundWebIdentityFederation` has no inputs and outputs `issuer_identifier`
   (pulumi_aws 7.51 iam/outbound_web_identity_federation.py); creating it enables the feature for
-  the whole account and destroying it disables it, and it adopts an already enabled account
-  (terraform-provider-aws website/docs/r/iam_outbound_web_identity_federation.html.markdown).
-  Hence `protect=True` when this stack creates it, and `existing` to only read it
-  (`aws.iam.get_outbound_web_identity_federation`).
+  the whole account and destroying it disables it. It does NOT adopt an already enabled account:
+  Create calls EnableOutboundWebIdentityFederation and fails on its FeatureEnabled error
+  (terraform-provider-aws internal/service/iam/outbound_web_identity_federation.go, the version
+  pulumi_aws 7.51 bundles: import by account id, no `jwt_vending_enabled`; botocore's iam model:
+  "You cannot enable the feature multiple times"). Hence `protect=True` when this stack creates
+  it, and, on an account that has it, `existing` to only read it
+  (`aws.iam.get_outbound_web_identity_federation`) or `pulumi import
+  aws:iam/outboundWebIdentityFederation:OutboundWebIdentityFederation <name> <account-id>`.
 - The token's `sub` is the calling role's ARN (sts GetWebIdentityToken, SubjectMode AWSIdentity,
   botocore's sts model); condition keys sts:IdentityTokenAudience (multivalued: `Audience` is a
   list, so ForAllValues plus a Null check), sts:SigningAlgorithm, sts:DurationSeconds
