@@ -82,8 +82,9 @@ class AwsReadersArgs:
     """Azure region of the identity."""
     subscription_id: str
     """Subscription; role definition ids are built from it."""
-    data_account_id: pulumi.Input[str]
-    """Resource id of the data storage account."""
+    data_container_id: pulumi.Input[str]
+    """Resource id of the data container: the `id` output of its BlobContainer
+    (`SecureStorageAccount.container_id`), so the grant waits for the container to exist."""
     blob_endpoint: pulumi.Input[str]
     """The data account's blob endpoint."""
     container: str
@@ -226,12 +227,12 @@ class AwsReaders(pulumi.ComponentResource):
             # later one chains on this one with depends_on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[identity]),
         )
-        container_scope = pulumi.Output.concat(
-            args.data_account_id, "/blobServices/default/containers/", args.container
-        )
+        # The container's own id, not a string built beside it: ARM refuses a role assignment
+        # whose scope does not exist yet, and on a first `up` the container is created in the
+        # same run (the id output makes the grant wait for it).
         reader = assign_role(
             f"{name}-container-reader",
-            scope=container_scope,
+            scope=args.data_container_id,
             principal_id=identity.principal_id,
             role=AzureRole.STORAGE_BLOB_DATA_READER,
             subscription_id=args.subscription_id,

@@ -145,6 +145,19 @@ def test_the_reader_identity_reads_the_data_container_only(readers):
     assert grant.inputs["scope"] == f"{data.id}/blobServices/default/containers/mycontainer"
 
 
+def test_the_container_grant_waits_for_the_container(readers):
+    # ARM refuses a role assignment on a scope that does not exist yet; on a first `up` the
+    # container is created in the same run, so the grant must depend on it.
+    grant = next(r for r in readers.resources if r.name == "aws-readers-container-reader")
+    container = next(
+        r
+        for r in readers.of_type("azure-native:storage:BlobContainer")
+        if r.inputs["containerName"] == "mycontainer"
+    )
+    assert container.urn in grant.dependencies
+    assert grant.inputs["scope"] == container.id
+
+
 def test_the_lambda_waits_for_its_trust_and_permissions(readers):
     function = _one(readers, "aws:lambda/function:Function")
     needed = {
