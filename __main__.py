@@ -261,7 +261,7 @@ if settings.aws_readers:
             resource_group_name=group.name,
             location=settings.azure_location,
             subscription_id=azure.subscription_id,
-            data_account_id=data_storage.account_id,
+            data_container_id=data_storage.container_id(DATA_CONTAINER),
             blob_endpoint=data_storage.blob_endpoint,
             container=DATA_CONTAINER,
             outbound_federation="foundation"

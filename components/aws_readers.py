@@ -10,10 +10,14 @@ on the data container only.
 Facts, with their sources:
 - `aws.iam.OutboundWebIdentityFederation` has no inputs and outputs `issuer_identifier`
   (pulumi_aws 7.51 iam/outbound_web_identity_federation.py); creating it enables the feature for
-  the whole account and destroying it disables it, and it adopts an already enabled account
-  (terraform-provider-aws website/docs/r/iam_outbound_web_identity_federation.html.markdown).
-  Hence `protect=True` when this stack creates it, and `existing` to only read it
-  (`aws.iam.get_outbound_web_identity_federation`).
+  the whole account and destroying it disables it. It does NOT adopt an already enabled account:
+  Create calls EnableOutboundWebIdentityFederation and fails on its FeatureEnabled error
+  (terraform-provider-aws internal/service/iam/outbound_web_identity_federation.go, the version
+  pulumi_aws 7.51 bundles: import by account id, no `jwt_vending_enabled`; botocore's iam model:
+  "You cannot enable the feature multiple times"). Hence `protect=True` when this stack creates
+  it, and, on an account that has it, `existing` to only read it
+  (`aws.iam.get_outbound_web_identity_federation`) or `pulumi import
+  aws:iam/outboundWebIdentityFederation:OutboundWebIdentityFederation <name> <account-id>`.
 - The token's `sub` is the calling role's ARN (sts GetWebIdentityToken, SubjectMode AWSIdentity,
   botocore's sts model); condition keys sts:IdentityTokenAudience (multivalued: `Audience` is a
   list, so ForAllValues plus a Null check), sts:SigningAlgorithm, sts:DurationSeconds
@@ -78,8 +82,9 @@ class AwsReadersArgs:
     """Azure region of the identity."""
     subscription_id: str
     """Subscription; role definition ids are built from it."""
-    data_account_id: pulumi.Input[str]
-    """Resource id of the data storage account."""
+    data_container_id: pulumi.Input[str]
+    """Resource id of the data container: the `id` output of its BlobContainer
+    (`SecureStorageAccount.container_id`), so the grant waits for the container to exist."""
     blob_endpoint: pulumi.Input[str]
     """The data account's blob endpoint."""
     container: str
@@ -222,12 +227,12 @@ class AwsReaders(pulumi.ComponentResource):
             # later one chains on this one with depends_on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[identity]),
         )
-        container_scope = pulumi.Output.concat(
-            args.data_account_id, "/blobServices/default/containers/", args.container
-        )
+        # The container's own id, not a string built beside it: ARM refuses a role assignment
+        # whose scope does not exist yet, and on a first `up` the container is created in the
+        # same run (the id output makes the grant wait for it).
         reader = assign_role(
             f"{name}-container-reader",
-            scope=container_scope,
+            scope=args.data_container_id,
             principal_id=identity.principal_id,
             role=AzureRole.STORAGE_BLOB_DATA_READER,
             subscription_id=args.subscription_id,

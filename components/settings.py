@@ -133,8 +133,8 @@ class Settings:
     role only (components/aws_readers.py, docs/aws-readers.md)."""
     aws_outbound_federation: str = "create"
     """`crosscloud:awsOutboundFederation`: `create` enables IAM outbound web identity federation
-    in the AWS account (protected from destroy), `existing` reads the account's; with a
-    foundation, the foundation owns it."""
+    in the AWS account (protected from destroy; fails if the account already has it),
+    `existing` reads the account's; with a foundation, the foundation owns it."""
     caller_app_display_name: str | None = None
     """`crosscloud:callerAppDisplayName`: display name of the reader API app (the front door's
     audience); unset: `{prefix}-{stack}-reader-api`."""

@@ -114,6 +114,11 @@ class SecureStorageAccount(pulumi.ComponentResource):
             principal_type=principal_type,
         )
 
+    def container_id(self, container: str) -> pulumi.Output[str]:
+        """ARM id of one of this account's containers (`…/blobServices/default/containers/<name>`);
+        a scope built from it depends on the container resource."""
+        return self._containers[container].id
+
     def upload(
         self,
         role_name: str,

@@ -75,7 +75,8 @@ oidc = {
 
 # IAM outbound web identity federation is account-wide (one issuer per account; destroying the
 # resource turns it off for every workload of the account), so the foundation owns it for the
-# environments' AWS readers (components/aws_readers.py has the facts and their sources).
+# environments' AWS readers. `create` fails on an account that already has it (no adoption):
+# use `existing` there (components/aws_readers.py has the facts and their sources).
 issuers: dict[str, pulumi.Output[str]] = {}
 for account_id, provider in providers.items():
     if settings.aws_outbound_federation == "create":

@@ -226,6 +226,8 @@ class AwsReadersLocal:
         """The Lambda Invoke API: the program's function name -> the Lambda role's host, and
         `other` -> the other role's."""
         self.identity: Identity
+        self.loose_identity: Identity
+        """Trusts the loose role (Entra's audience only); holds no storage role."""
         self.issuer = ""
         self.package: BuiltPackage
 
@@ -264,6 +266,13 @@ class AwsReadersLocal:
         self.identity = Identity("aws-readers", spec.client_id, spec.principal_id)
         self.entra.add_identity(
             self.identity, [FederatedCredential(self.issuer, spec.subject, spec.audiences)]
+        )
+        # An identity that trusts the loose role for Entra's audience (and may read nothing):
+        # a loose token for another audience then differs in its audience only (AADSTS700212).
+        self.loose_identity = cloud.entra.new_identity("loose-reader")
+        self.entra.add_identity(
+            self.loose_identity,
+            [FederatedCredential(self.issuer, self.role_arn(self.LOOSE_ROLE), spec.audiences)],
         )
         cloud.gate.container_readers[spec.principal_id] = {spec.container}
         self._stack.callback(cloud.gate.container_readers.pop, spec.principal_id, None)

@@ -70,11 +70,11 @@ def _token(readers: AwsReadersLocal, session: str, audience: str, algorithm: str
 
 
 def _credential(
-    readers: AwsReadersLocal, assertion: Callable[[], str]
+    readers: AwsReadersLocal, assertion: Callable[[], str], client_id: str = ""
 ) -> ClientAssertionCredential:
     return ClientAssertionCredential(
         readers.cloud.entra.tenant_id,
-        readers.spec.client_id,
+        client_id or readers.spec.client_id,
         assertion,
         authority=readers.entra.authority,
         connection_verify=str(readers.cloud.tls.ca_cert),
@@ -82,14 +82,16 @@ def _credential(
     )
 
 
-def _entra_refusal(readers: AwsReadersLocal, token: str) -> str:
+def _entra_refusal(readers: AwsReadersLocal, token: str, client_id: str = "") -> str:
     """Entra's AADSTS code for `token`, or "issued". azure-identity logs each failed get_token
     as a warning (with Entra's text, no token); the demo shows the code in its table instead."""
     quiet = logging.getLogger("azure.identity")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        _credential(readers, lambda: token).get_token("https://storage.azure.com/.default")
+        _credential(readers, lambda: token, client_id).get_token(
+            "https://storage.azure.com/.default"
+        )
     except ClientAuthenticationError as exc:
         match = re.search(r"AADSTS\d+", str(exc.message))
         return match.group(0) if match else str(exc.message)[:80]
@@ -162,12 +164,13 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
         Row(
             "other role",
             "list, same package",
-            "502 AADSTS70021",
+            "502 AADSTS700213",
             f"{other.get('status')} {_aadsts(error.get('message', ''))} (hint below)",
             None
             if other.get("status") == 502
             and error.get("code") == "federated_credential_mismatch"
-            and "AADSTS70021" in error.get("message", "")
+            and "AADSTS700213" in error.get("message", "")
+            and "SUBJECT differs" in error.get("hint", "")
             and role in error.get("hint", "")
             and readers.role_arn(readers.OTHER_ROLE) in error.get("hint", "")
             else f"answer {other}",
@@ -188,12 +191,17 @@ def run(readers: AwsReadersLocal, expected_blobs: dict[str, bytes]) -> list[Row]
             got, problem = code, None if code == "AccessDenied" else f"got {code}"
         rows.append(Row("Lambda role", what, "AccessDenied", got, problem))
 
-    # 6: tokens Entra refuses: ES384 (algorithm) and another audience (no matching credential).
+    # 6: tokens Entra refuses for an identity that trusts the loose role: ES384 (algorithm) and
+    # another audience (the credential's issuer and subject match, its audience does not).
     for what, audience, algorithm, code in (
         ("Entra: ES384 token", ENTRA_AUDIENCE, "ES384", "AADSTS5002738"),
-        ("Entra: other audience", "api://someone-else", "RS256", "AADSTS70021"),
+        ("Entra: other audience", "api://someone-else", "RS256", "AADSTS700212"),
     ):
-        message = _entra_refusal(readers, _token(readers, "loose", audience, algorithm))
+        message = _entra_refusal(
+            readers,
+            _token(readers, "loose", audience, algorithm),
+            readers.loose_identity.client_id,
+        )
         rows.append(
             Row(
                 "loose role",

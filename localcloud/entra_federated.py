@@ -8,10 +8,13 @@
 1. refuses a token not signed with RS256: AADSTS5002738 (Entra accepts RS256 only; ES256/ES384
    are refused, docs/aws-readers.md);
 2. looks for a federated identity credential of the identity `client_id` whose issuer, subject
-   and audience equal the token's `iss`, `sub` and `aud` exactly (no wildcards, case-sensitive):
-   none is AADSTS70021 "No matching federated identity record found for presented assertion",
-   naming what was presented (the wording of Entra's answer as quoted in
-   Azure/azure-workload-identity docs/book/src/troubleshooting.md);
+   and audience equal the token's `iss`, `sub` and `aud` exactly (no wildcards, case-sensitive).
+   None is "No matching federated identity record found for presented assertion <what>", with
+   the code naming what differs, as real Entra answers: AADSTS700211 the issuer
+   (Azure/azure-workload-identity#1200), AADSTS700213 the subject (Azure/login#482),
+   AADSTS7002138 the subject but for case (Azure/login#517), AADSTS700212 the audience. Each
+   real answer names one field; this fake looks at the issuer, then the subject, then the
+   audience;
 3. fetches the issuer's discovery document and JWKS over HTTPS, as Entra does, and verifies the
    signature and lifetime (AADSTS700024 when the assertion is not within its valid time range);
 4. issues the identity a token for the scope's resource, signed like every token of the fake
@@ -50,6 +53,45 @@ class FederatedCredential:
     audiences: tuple[str, ...]
 
 
+_NO_MATCH = "No matching federated identity record found for presented assertion"
+_CHECK = "Check your federated identity credential Subject, Audience and Issuer against the "
+
+
+def _match(
+    credentials: list[FederatedCredential], issuer: str, subject: str, audiences: list[str]
+) -> None:
+    """EntraRefusal unless one credential has this issuer, subject and one of the audiences."""
+    same_issuer = [c for c in credentials if c.issuer == issuer]
+    if not same_issuer:
+        raise EntraRefusal(
+            400,
+            "invalid_client",
+            f"AADSTS700211: {_NO_MATCH} issuer '{issuer}'. {_CHECK}presented assertion.",
+        )
+    same_subject = [c for c in same_issuer if c.subject == subject]
+    if not same_subject:
+        if any(c.subject.lower() == subject.lower() for c in same_issuer):
+            raise EntraRefusal(
+                400,
+                "invalid_client",
+                f"AADSTS7002138: {_NO_MATCH} subject '{subject}'. The subject matches with "
+                "case-insensitive comparison, but not with case-sensitive comparison. "
+                f"{_CHECK}presented assertion.",
+            )
+        raise EntraRefusal(
+            400,
+            "invalid_client",
+            f"AADSTS700213: {_NO_MATCH} subject '{subject}'. {_CHECK}presented assertion.",
+        )
+    if not any(a in c.audiences for c in same_subject for a in audiences):
+        raise EntraRefusal(
+            400,
+            "invalid_client",
+            f"AADSTS700212: {_NO_MATCH} audience '{','.join(audiences)}'. {_CHECK}presented "
+            "assertion.",
+        )
+
+
 class FederatedTokenEndpoint(LoopbackService):
     """Context manager; point `AZURE_AUTHORITY_HOST` at `authority`."""
 
@@ -65,7 +107,7 @@ class FederatedTokenEndpoint(LoopbackService):
         self._identities: dict[str, Identity] = {}
         self._credentials: dict[str, list[FederatedCredential]] = {}
         self.requests: Counter[str] = Counter()
-        """Token requests by outcome (`issued`, `AADSTS70021`, ...)."""
+        """Token requests by outcome (`issued`, `AADSTS700213`, ...)."""
 
     def add_identity(self, identity: Identity, credentials: list[FederatedCredential]) -> None:
         """A user-assigned identity and its federated credentials (at most 20, as Entra)."""
@@ -108,18 +150,7 @@ class FederatedTokenEndpoint(LoopbackService):
         issuer, subject = str(claims.get("iss", "")), str(claims.get("sub", ""))
         audiences = claims.get("aud", [])
         audiences = [audiences] if isinstance(audiences, str) else list(audiences)
-        matched = any(
-            c.issuer == issuer and c.subject == subject and any(a in c.audiences for a in audiences)
-            for c in credentials
-        )
-        if not matched:
-            raise EntraRefusal(
-                400,
-                "invalid_client",
-                "AADSTS70021: No matching federated identity record found for presented "
-                f"assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. "
-                f"Assertion Audience: '{','.join(audiences)}'.",
-            )
+        _match(credentials, issuer, subject, audiences)
         self._verify(assertion, issuer, audiences)
         scope = form.get("scope", "")
         resource = scope.split(" ")[0].removesuffix("/.default")

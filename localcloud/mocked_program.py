@@ -180,6 +180,8 @@ class _Mocks(pulumi.runtime.Mocks):
         self.stack = stack
         self.aws_account_id = aws_account_id
         self.stack_outputs = stack_outputs
+        self.storage_accounts: dict[str, str] = {}
+        """Account name -> the mock id of the StorageAccount (a container's id nests in it)."""
 
     def _account(self, provider_reference: str | None) -> str:
         """The AWS account a resource or invoke deploys to, from its provider's id."""
@@ -219,9 +221,17 @@ class _Mocks(pulumi.runtime.Mocks):
             physical = [inputs.get(k) for k in _AZURE_NAME_INPUTS if inputs.get(k)]
             state["name"] = physical[0] if physical else name
         if typ == "azure-native:storage:StorageAccount":
+            self.storage_accounts[inputs["accountName"]] = rid
             state["primaryEndpoints"] = {
                 "blob": f"https://{inputs['accountName']}.blob.core.windows.net/"
             }
+        elif typ == "azure-native:storage:BlobContainer" and inputs["accountName"] in (
+            self.storage_accounts
+        ):
+            # ARM nests a container's id under its account's (Microsoft.Storage REST API,
+            # Blob Containers - Get: .../storageAccounts/{a}/blobServices/default/containers/{c}).
+            account = self.storage_accounts[inputs["accountName"]]
+            rid = f"{account}/blobServices/default/containers/{inputs['containerName']}"
         elif typ == "azure-native:managedidentity:UserAssignedIdentity":
             state.update(principalId=fake_guid(self.stack, "principal", name), clientId=guid)
         elif typ == "azure-native:web:WebApp":

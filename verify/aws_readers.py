@@ -20,16 +20,27 @@ from botocore.exceptions import BotoCoreError, ClientError
 from verify.checks import SAMPLE_DATA, Check
 
 NAME = "AWS Lambda reads the data container with its IAM role only"
+LAMBDA_TIMEOUT_SECONDS = 30
+"""The function's timeout (components/aws_readers.py; a test keeps the two equal)."""
+INIT_MARGIN_SECONDS = 10
+"""A cold start's init phase, at most 10 s for on-demand functions (AWS Lambda developer guide,
+execution environment lifecycle), comes before the invocation's own timeout."""
+INVOKE_READ_TIMEOUT_SECONDS = LAMBDA_TIMEOUT_SECONDS + INIT_MARGIN_SECONDS + 5
+"""A synchronous Invoke answers only when the function ends: wait longer than it may run, so a
+slow (not failed) invocation is not cut off by the client."""
 
 
 def lambda_client(region: str, timeout: float) -> Any:
+    """Invoke client: connect within `timeout` (at most 5 s), read for longer than the function
+    may run, and one attempt only: after a read timeout a retry would invoke the function a
+    second time (botocore's default is 60 s read, 3 attempts in standard mode)."""
     return boto3.session.Session().client(
         "lambda",
         region_name=region,
         config=Config(
             connect_timeout=min(5.0, timeout),
-            read_timeout=timeout,
-            retries={"mode": "standard", "total_max_attempts": 2},
+            read_timeout=INVOKE_READ_TIMEOUT_SECONDS,
+            retries={"mode": "standard", "total_max_attempts": 1},
         ),
     )
 

@@ -5,9 +5,12 @@ The trust chain fails in a few well-known ways, each with its own code and hint:
 - STS `OutboundWebIdentityFederationDisabledException`: the account's feature is off (botocore sts
   model, GetWebIdentityToken errors);
 - STS `AccessDenied`: the role's policy does not allow this audience/algorithm/duration;
-- Entra `AADSTS70021` ("No matching federated identity record found for presented assertion"):
-  the token's issuer/subject/audience do not equal a federated credential of the identity
-  exactly, or the credential is new (minutes to be honoured);
+- Entra's "No matching federated identity record found for presented assertion" family: the
+  token's issuer/subject/audience do not equal a federated credential of the identity exactly,
+  or the credential is new (minutes to be honoured). Entra names what differs: `AADSTS700211`
+  the issuer (Azure/azure-workload-identity#1200), `AADSTS700212` the audience, `AADSTS700213`
+  the subject (Azure/login#482), `AADSTS7002138` the subject, in case only (Azure/login#517,
+  case-sensitive matching since 2024); `AADSTS70021` is the older generic form;
 - Entra `AADSTS5002738`: the token is not RS256 (Entra refuses ES256/ES384);
 - Blob 403: the identity lacks Storage Blob Data Reader on the container.
 
@@ -34,6 +37,15 @@ from crosscloud_lambda.web_identity import Presented
 log = logging.getLogger("crosscloud.lambda")
 FEDERATION_DISABLED = "OutboundWebIdentityFederationDisabledException"
 _AADSTS = re.compile(r"AADSTS(\d+)")
+MISMATCH_FAMILY = "AADSTS70021"
+"""Every code of the "no matching federated identity record" family starts with it."""
+MISMATCH_DIFFERS = {
+    "AADSTS700211": "issuer",
+    "AADSTS700212": "audience",
+    "AADSTS700213": "subject",
+    "AADSTS7002138": "subject case",
+}
+"""What Entra says differs, by code (AADSTS70021 itself does not say)."""
 _STS_OUTAGE = frozenset({"ServiceUnavailable", "InternalFailure", "Throttling", "RequestTimeout"})
 _BLOB_OUTAGE = frozenset({"ServerBusy", "InternalError", "OperationTimedOut"})
 
@@ -81,23 +93,12 @@ def from_entra(
     match = _AADSTS.search(text)
     code = match.group(0) if match else ""
     claims = presented.claims if presented else {}
-    if code == "AADSTS70021":
-        expected = (
-            f"issuer {settings.expected_issuer!r}, subject {settings.expected_subject!r}"
-            if settings.expected_issuer or settings.expected_subject
-            else "the values the Pulumi program set"
-        )
+    if code.startswith(MISMATCH_FAMILY):
         return CrossCloudError(
             502,
             "federated_credential_mismatch",
             f"Entra ID: {_first_line(text)}",
-            "No federated credential of the reader identity "
-            f"({settings.reader_client_id}) matches the AWS token exactly: it presented issuer "
-            f"{claims.get('iss')!r}, subject {claims.get('sub')!r}, audience "
-            f"{claims.get('aud')!r}; the credential expects {expected} and audience "
-            f"{ENTRA_AUDIENCE!r}. Issuer and subject must be equal character for character (no "
-            "wildcards; the subject is the Lambda role's ARN). A credential created minutes ago "
-            "may not be honoured yet: retry later.",
+            _mismatch_hint(MISMATCH_DIFFERS.get(code), settings, claims),
         )
     if code == "AADSTS5002738":
         algorithm = presented.algorithm if presented else "?"
@@ -164,6 +165,45 @@ def timeout(budget: float) -> CrossCloudError:
         f"No answer within {budget:.1f} s (the Lambda's remaining time, minus a margin).",
         "A dependency (STS, Entra or Blob Storage) is slow or unreachable from the Lambda; "
         "retry later, or raise the Lambda's timeout.",
+    )
+
+
+def _mismatch_hint(differs: str | None, settings: LambdaSettings, claims: dict) -> str:
+    """Presented vs expected, led by what Entra says differs (all three when it does not say)."""
+    iss, sub, aud = claims.get("iss"), claims.get("sub"), claims.get("aud")
+    want_iss = settings.expected_issuer or "the account's issuer the Pulumi program set"
+    want_sub = settings.expected_subject or "the Lambda role's ARN the Pulumi program set"
+    if differs == "issuer":
+        lead = (
+            "Entra says the ISSUER differs: the issuer is the AWS account's (one per account, "
+            "no trailing slash); check that the Lambda runs in the account whose issuer the "
+            "stack read (crosscloud:awsOutboundFederation, or the foundation's "
+            "awsOutboundIssuers)."
+        )
+    elif differs == "audience":
+        lead = (
+            f"Entra says the AUDIENCE differs: ask GetWebIdentityToken for exactly "
+            f"Audience=[{ENTRA_AUDIENCE!r}], the credential's only audience."
+        )
+    elif differs == "subject case":
+        lead = (
+            "Entra says the SUBJECT differs in CASE only: subjects are compared "
+            "case-sensitively; set the credential's subject to the role ARN exactly as STS "
+            "presents it (role names keep their case)."
+        )
+    elif differs == "subject":
+        lead = (
+            "Entra says the SUBJECT differs: only the Lambda's execution role (its role ARN, "
+            "not an assumed-role session ARN) is trusted; run the code as that Lambda."
+        )
+    else:
+        lead = "No federated credential of the reader identity matches the AWS token exactly."
+    return (
+        f"{lead} Presented: issuer {iss!r}, subject {sub!r}, audience {aud!r}; the federated "
+        f"credential of identity {settings.reader_client_id} expects: issuer {want_iss!r}, "
+        f"subject {want_sub!r}, audience {ENTRA_AUDIENCE!r}. Issuer and subject "
+        "must be equal character for character (no wildcards). A credential created minutes "
+        "ago may not be honoured yet: retry later."
     )
 
 

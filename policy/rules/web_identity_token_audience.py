@@ -3,10 +3,13 @@
 IAM outbound web identity federation lets any principal with `sts:GetWebIdentityToken` mint a JWT
 signed by the account, for whatever audience it asks; without a condition on
 `sts:IdentityTokenAudience` a Lambda role (or anything else) could get tokens for any external
-service that trusts the account's issuer. The key is multivalued (`Audience` is a list), so the
-condition must be `ForAllValues:StringEquals` (every requested audience is a named one) or
-`StringEquals`, with named values; `ForAnyValue` lets extra audiences ride along, wildcards name
-nothing (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_providers_outbound_policies.html).
+service that trusts the account's issuer. The key is multivalued (`Audience` is a list) and
+"multivalued context keys require a condition set operator" (IAM User Guide, condition keys with
+multiple values; id_roles_providers_outbound_policies.html), so the condition must be
+`ForAllValues:StringEquals` (every requested audience is a named one) with named values, plus
+`"Null": {"sts:IdentityTokenAudience": "false"}` (ForAllValues alone is also true when no
+audience is in the request). A plain `StringEquals` on a multivalued key is not a set operator,
+`ForAnyValue` lets extra audiences ride along, wildcards name nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from .common import (
 
 ACTION = "sts:getwebidentitytoken"
 AUDIENCE_KEY = "sts:identitytokenaudience"
-ACCEPTED_OPERATORS = ("stringequals", "forallvalues:stringequals")
+SET_OPERATOR = "forallvalues:stringequals"
 
 
 def _grants_token(statement: Mapping[str, Any]) -> bool:
@@ -45,18 +48,31 @@ def _grants_token(statement: Mapping[str, Any]) -> bool:
     return any(fnmatch.fnmatchcase(ACTION, a) for a in actions)
 
 
+def _audience_values(condition: Mapping[str, Any], operator: str) -> list[Any] | None:
+    """The values `operator` tests `sts:IdentityTokenAudience` against, or None."""
+    for name, pairs in condition.items():
+        if str(name).lower() != operator or not isinstance(pairs, Mapping):
+            continue
+        for key, values in pairs.items():
+            if str(key).lower() == AUDIENCE_KEY:
+                return as_list(values)
+    return None
+
+
 def _audience_pinned(statement: Mapping[str, Any]) -> bool:
+    """ForAllValues:StringEquals with named audiences, and a Null check that one is given."""
     condition = statement.get("Condition")
     if not isinstance(condition, Mapping):
         return False
-    for operator, pairs in condition.items():
-        if str(operator).lower() not in ACCEPTED_OPERATORS or not isinstance(pairs, Mapping):
-            continue
-        for key, values in pairs.items():
-            named = [str(v) for v in as_list(values)]
-            if str(key).lower() == AUDIENCE_KEY and named and not any(map(has_wildcard, named)):
-                return True
-    return False
+    named = [str(v) for v in _audience_values(condition, SET_OPERATOR) or []]
+    present = _audience_values(condition, "null")
+    return (
+        bool(named)
+        and not any(map(has_wildcard, named))
+        and present is not None
+        and len(present) == 1
+        and str(present[0]).lower() == "false"
+    )
 
 
 def token_audience_problems(document_value: Any, what: str) -> list[str]:

@@ -23,6 +23,12 @@ from policy.tests.test_program import as_resources
 
 OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+ACCOUNT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/data"
+CONTAINER = f"{ACCOUNT}/blobServices/default/containers/mycontainer"
+PINNED = {
+    "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": ["api://AzureADTokenExchange"]},
+    "Null": {"sts:IdentityTokenAudience": "false"},
+}
 
 
 LAMBDA_ROLE = Resource(
@@ -63,13 +69,39 @@ def test_the_programs_execution_role_policy_passes():
         _token_statement(**{"ForAnyValue:StringEquals": {"sts:IdentityTokenAudience": ["a"]}}),
         _token_statement(StringLike={"sts:IdentityTokenAudience": "api://*"}),
         _token_statement(**{"ForAllValues:StringEquals": {"sts:IdentityTokenAudience": ["*"]}}),
+        # A multivalued key needs a set operator (IAM User Guide): plain StringEquals is refused,
+        # even with the Null check.
+        _token_statement(
+            StringEquals={"sts:IdentityTokenAudience": "api://AzureADTokenExchange"},
+            Null={"sts:IdentityTokenAudience": "false"},
+        ),
+        # ForAllValues alone is also true for a request with no audience.
+        _token_statement(**{"ForAllValues:StringEquals": PINNED["ForAllValues:StringEquals"]}),
+        _token_statement(**{**PINNED, "Null": {"sts:IdentityTokenAudience": "true"}}),
         {"Effect": "Allow", "Action": "sts:*", "Resource": "*"},
         {"Effect": "Allow", "Action": ["s3:GetObject", "*"], "Resource": "*"},
     ],
-    ids=["none", "algorithm only", "ForAnyValue", "StringLike", "wildcard", "sts:*", "*"],
+    ids=[
+        "none",
+        "algorithm only",
+        "ForAnyValue",
+        "StringLike",
+        "wildcard",
+        "plain StringEquals",
+        "no Null check",
+        "Null true",
+        "sts:*",
+        "*",
+    ],
 )
 def test_token_grants_without_a_named_audience_are_refused(statement):
     assert "web-identity-token-audience" in policies_violated(_role_policy(statement))
+
+
+@pytest.mark.parametrize("null", ["false", False], ids=["string", "bool"])
+def test_a_set_operator_with_a_null_check_passes(null):
+    statement = _token_statement(**{**PINNED, "Null": {"sts:IdentityTokenAudience": null}})
+    assert "web-identity-token-audience" not in policies_violated(_role_policy(statement))
 
 
 def test_other_grants_are_not_this_rules_business():
@@ -83,7 +115,7 @@ def test_roles_the_lambda_service_does_not_assume_are_not_this_rules_business():
     assert "web-identity-token-audience" not in policies_violated([other, policy])
 
 
-def _identity_with_credential(role_id: str) -> list[Resource]:
+def _identity_with_credential(role_id: str, scope: str = CONTAINER) -> list[Resource]:
     identity = Resource(
         USER_ASSIGNED_IDENTITY,
         {"resourceName": "id-readers"},
@@ -102,7 +134,7 @@ def _identity_with_credential(role_id: str) -> list[Resource]:
             "principalType": "ServicePrincipal",
             "roleDefinitionId": f"/subscriptions/s/providers/Microsoft.Authorization/"
             f"roleDefinitions/{role_id}",
-            "scope": "/subscriptions/s/x/containers/c",
+            "scope": scope,
         },
         name="grant",
     )
@@ -118,6 +150,23 @@ def test_a_federated_identity_with_more_than_reader_is_refused(role_id):
     found = evaluate(_identity_with_credential(role_id))
     assert [v.policy for v in found] == ["aws-reader-identity-reader-only"]
     assert role_id in found[0].message
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        ACCOUNT,
+        f"{ACCOUNT}/blobServices/default",
+        "/subscriptions/s/resourceGroups/rg",
+        "/subscriptions/s",
+        f"{CONTAINER}/extra",
+    ],
+    ids=["account", "blob service", "resource group", "subscription", "below a container"],
+)
+def test_a_federated_identity_granted_above_a_container_is_refused(scope):
+    found = evaluate(_identity_with_credential(STORAGE_BLOB_DATA_READER, scope))
+    assert [v.policy for v in found] == ["aws-reader-identity-reader-only"]
+    assert "one blob container only" in found[0].message and scope in found[0].message
 
 
 def test_an_identity_without_a_federated_credential_is_not_this_rules_business():
@@ -151,6 +200,27 @@ def test_the_program_broken_each_way_is_caught(program):
         urn=policy.urn,
     )
     assert policies_violated(broken) == {"web-identity-token-audience"}
+
+    broken = copy.deepcopy(program)
+    policy = next(
+        r for r in broken if r.type == common.IAM_ROLE_POLICY and r.name.startswith("aws-readers")
+    )
+    document = json.loads(policy.props["policy"])
+    del document["Statement"][0]["Condition"]["Null"]
+    broken[broken.index(policy)] = Resource(
+        policy.type,
+        {**policy.props, "policy": json.dumps(document)},
+        name=policy.name,
+        urn=policy.urn,
+    )
+    assert policies_violated(broken) == {"web-identity-token-audience"}
+
+    broken = copy.deepcopy(program)
+    grant = next(r for r in broken if r.name == "aws-readers-container-reader")
+    account = grant.props["scope"].split("/blobServices/")[0]
+    props = {**grant.props, "scope": account}
+    broken[broken.index(grant)] = Resource(grant.type, props, name=grant.name, urn=grant.urn)
+    assert policies_violated(broken) == {"aws-reader-identity-reader-only"}
 
     broken = copy.deepcopy(program)
     grant = next(r for r in broken if r.name == "aws-readers-container-reader")

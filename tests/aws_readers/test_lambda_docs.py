@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -45,3 +46,27 @@ def test_every_lambda_error_code_is_documented_with_its_status():
     codes, docs = lambda_codes(), documented()
     assert len(codes) >= 15
     assert {c: s for c, s in codes.items() if docs.get(c) != s} == {}
+
+
+def test_the_documented_guard_for_the_reader_role_is_a_valid_deny_policy():
+    # docs/aws-readers.md: the federated credential trusts the role ARN's text, so whoever may
+    # pass the role, change the function or re-create the role becomes the reader; its sketch
+    # of an SCP must parse and deny exactly those paths to everyone but the deployer.
+    doc = (REPO / "docs" / "aws-readers.md").read_text()
+    section = doc[doc.index("## What the trust does not cover") :]
+    (block,) = re.findall(r"```json\n(.*?)```", section.split("\n## ")[0], flags=re.S)
+    statements = json.loads(block)["Statement"]
+    denied = {a for st in statements if st["Effect"] == "Deny" for a in st["Action"]}
+    assert {
+        "iam:PassRole",
+        "iam:CreateRole",
+        "iam:DeleteRole",
+        "iam:UpdateAssumeRolePolicy",
+        "lambda:UpdateFunctionCode",
+        "lambda:UpdateFunctionConfiguration",
+    } <= denied
+    for statement in statements:
+        assert statement["Condition"] == {
+            "ArnNotEquals": {"aws:PrincipalArn": "<deployer role ARN>"}
+        }
+    assert "same name" in section and "lambda_source_function_arn" in section

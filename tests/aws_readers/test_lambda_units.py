@@ -123,6 +123,55 @@ def test_aadsts70021_hint_names_presented_and_expected_issuer_and_subject():
     assert "AADSTS70021" in error.message
 
 
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [
+        # Wordings as Entra answers them (Azure/azure-workload-identity#1200, Azure/login#482,
+        # Azure/login#517).
+        (
+            "AADSTS700211: No matching federated identity record found for presented assertion "
+            f"issuer '{ISSUER}/'. Please check your federated identity credential Subject, "
+            "Audience and Issuer against the presented assertion.",
+            "ISSUER differs",
+        ),
+        (
+            "AADSTS700212: No matching federated identity record found for presented assertion "
+            "audience 'api://someone-else'.",
+            "AUDIENCE differs",
+        ),
+        (
+            "AADSTS700213: No matching federated identity record found for presented assertion "
+            "subject 'arn:aws:iam::123456789012:role/someone-else'. Check your federated "
+            "identity credential Subject, Audience and Issuer against the presented assertion.",
+            "SUBJECT differs:",
+        ),
+        (
+            "AADSTS7002138: No matching federated identity record found for presented assertion "
+            "subject 'arn:aws:iam::123456789012:role/CrossCloud-AWS-Reader'. The subject matches "
+            "with case-insensitive comparison, but not with case-sensitive comparison.",
+            "SUBJECT differs in CASE",
+        ),
+    ],
+    ids=["700211 issuer", "700212 audience", "700213 subject", "7002138 case"],
+)
+def test_every_code_of_the_mismatch_family_gets_its_own_hint(message, named):
+    other_role = "arn:aws:iam::123456789012:role/someone-else"
+    shown = presented(_jwt({"alg": "RS256"}, {"iss": ISSUER, "sub": other_role, "aud": "a"}))
+    error = failures.from_entra(ClientAuthenticationError(message=message), _settings(), shown)
+    assert (error.status, error.code) == (502, "federated_credential_mismatch")
+    assert named in error.hint
+    others = {"ISSUER differs", "AUDIENCE differs", "SUBJECT differs:", "SUBJECT differs in CASE"}
+    assert not any(other in error.hint for other in others - {named})
+    assert other_role in error.hint and ROLE in error.hint and ISSUER in error.hint
+    assert error.message.startswith("Entra ID: " + message.split(":")[0])
+
+
+@pytest.mark.parametrize("code", ["AADSTS700024", "AADSTS700016", "AADSTS7002"])
+def test_another_aadsts_code_is_not_taken_for_a_mismatch(code):
+    exc = ClientAuthenticationError(message=f"{code}: something else")
+    assert failures.from_entra(exc, _settings(), None).code == "identity_refused"
+
+
 def test_aadsts5002738_hint_names_the_algorithm():
     shown = presented(_jwt({"alg": "ES384"}, {"iss": ISSUER, "sub": ROLE}))
     exc = ClientAuthenticationError(

@@ -33,14 +33,19 @@ def test_every_row_is_what_it_should_be(rows):
     assert len(rows) == 8  # the stop row is added by `part`
 
 
+def test_entra_names_the_audience_of_a_loose_token(rows):
+    assert rows["Entra: other audience"].got == "AADSTS700212"
+
+
 def test_the_lambda_reads_and_warm_calls_cost_nothing(rows):
     assert rows["list (cold)"].got.startswith("200")
     assert "0 STS 0 Entra" in rows["read + list (warm)"].got
 
 
-def test_a_second_role_is_refused_with_aadsts70021_and_a_hint(rows, readers):
+def test_a_second_role_is_refused_with_aadsts700213_and_a_hint(rows, readers):
     row = rows["list, same package"]
-    assert "AADSTS70021" in row.got
+    assert "AADSTS700213" in row.got
+    assert "SUBJECT differs" in row.hint
     assert readers.spec.subject in row.hint and readers.issuer in row.hint
 
 

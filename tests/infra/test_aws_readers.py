@@ -8,10 +8,14 @@ reads one container. Facts and sources: components/aws_readers.py.
 from __future__ import annotations
 
 import base64
+import inspect
 import json
+from pathlib import Path
 
+import pulumi_aws
 import pytest
 
+from components import aws_readers
 from components.aws_readers import ENTRA_AUDIENCE, MAX_TOKEN_DURATION_SECONDS
 from components.azure_roles import AzureRole
 from components.settings import SettingsError
@@ -30,6 +34,7 @@ FEDERATION = "aws:iam/outboundWebIdentityFederation:OutboundWebIdentityFederatio
 GET_FEDERATION = "aws:iam/getOutboundWebIdentityFederation:getOutboundWebIdentityFederation"
 CREDENTIAL = "azure-native:managedidentity:FederatedIdentityCredential"
 FOUNDATION_STACK = "org/crosscloud-foundation/shared"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +145,19 @@ def test_the_reader_identity_reads_the_data_container_only(readers):
     assert grant.inputs["scope"] == f"{data.id}/blobServices/default/containers/mycontainer"
 
 
+def test_the_container_grant_waits_for_the_container(readers):
+    # ARM refuses a role assignment on a scope that does not exist yet; on a first `up` the
+    # container is created in the same run, so the grant must depend on it.
+    grant = next(r for r in readers.resources if r.name == "aws-readers-container-reader")
+    container = next(
+        r
+        for r in readers.of_type("azure-native:storage:BlobContainer")
+        if r.inputs["containerName"] == "mycontainer"
+    )
+    assert container.urn in grant.dependencies
+    assert grant.inputs["scope"] == container.id
+
+
 def test_the_lambda_waits_for_its_trust_and_permissions(readers):
     function = _one(readers, "aws:lambda/function:Function")
     needed = {
@@ -233,7 +251,7 @@ def test_an_environment_may_not_choose_the_foundations_outbound_federation():
         run_program({"foundation": FOUNDATION_STACK, "awsOutboundFederation": "create"})
 
 
-def test_a_foundation_can_adopt_existing_outbound_federation_per_account():
+def test_a_foundation_can_read_existing_outbound_federation_per_account():
     foundation = run_foundation({"awsOutboundFederation": "existing"})
     assert not foundation.of_type(FEDERATION)
     assert GET_FEDERATION in foundation.invokes
@@ -251,3 +269,21 @@ def test_a_foundation_leaves_outbound_federation_alone_by_default():
 def test_a_foundation_refuses_an_unknown_outbound_federation_choice_naming_the_key():
     with pytest.raises(SettingsError, match="crosscloud:awsOutboundFederation"):
         run_foundation({"awsOutboundFederation": "on"})
+
+
+def test_docs_say_create_fails_on_an_enabled_account_and_name_the_import():
+    # The provider pulumi_aws 7.51 bundles has no adoption: its Create calls
+    # EnableOutboundWebIdentityFederation, which refuses an enabled account (terraform-provider-aws
+    # internal/service/iam/outbound_web_identity_federation.go). That version's schema is
+    # `issuer_identifier` only and it imports by account id; the adopting one had
+    # `jwt_vending_enabled`. If the SDK changes shape, this claim must be checked again.
+    sdk = inspect.getsource(pulumi_aws.iam.OutboundWebIdentityFederation)
+    assert "jwt_vending_enabled" not in sdk
+    assert f"pulumi import {FEDERATION} example 123456789012" in sdk
+    doc = (REPO / "docs" / "aws-readers.md").read_text()
+    prose = " ".join(doc.split())
+    assert "adopts" not in prose.lower()
+    assert "does not adopt it" in prose
+    assert "the account already has the feature, `create` fails" in prose
+    assert f"pulumi import {FEDERATION} aws-readers-outbound-federation <account-id>" in prose
+    assert "does NOT adopt" in inspect.getsource(aws_readers)

@@ -179,3 +179,65 @@ def test_the_example_foundation_stack_names_the_graph_permission_the_documents_n
     assert set(GRAPH_PERMISSION.findall(foundation_row)) == {"Application.ReadWrite.OwnedBy"}
     documents = [PERMISSIONS, REPO / "docs" / "adopting.md", REPO / "README.md"]
     assert not [d.name for d in documents if "Application.ReadWrite.All" in d.read_text()]
+
+
+# What the AWS readers' resources ask of the deployer (terraform-provider-aws, internal/service:
+# iam/outbound_web_identity_federation.go Create/Read/Delete, iam/role.go create with tags, read
+# (ListRolePolicies, ListAttachedRolePolicies) and delete (ListInstanceProfilesForRole),
+# lambda/function.go and tags_gen.go, logs/group.go; tags: the provider's default tags).
+READERS_ACTIONS: dict[str, tuple[str, ...]] = {
+    "aws:iam/outboundWebIdentityFederation:OutboundWebIdentityFederation": (
+        "iam:EnableOutboundWebIdentityFederation",
+        "iam:GetOutboundWebIdentityFederationInfo",
+        "iam:DisableOutboundWebIdentityFederation",
+    ),
+    "aws:iam/role:Role": (*AWS_ACTIONS["aws:iam/role:Role"], "iam:PassRole"),
+    "aws:iam/rolePolicy:RolePolicy": AWS_ACTIONS["aws:iam/rolePolicy:RolePolicy"],
+    "aws:lambda/function:Function": (
+        "lambda:CreateFunction",
+        "lambda:GetFunction",
+        "lambda:UpdateFunctionCode",
+        "lambda:UpdateFunctionConfiguration",
+        "lambda:DeleteFunction",
+        "lambda:TagResource",
+        "lambda:UntagResource",
+        "lambda:ListTags",
+    ),
+    "aws:cloudwatch/logGroup:LogGroup": (
+        "logs:CreateLogGroup",
+        "logs:PutRetentionPolicy",
+        "logs:DescribeLogGroups",
+        "logs:DeleteLogGroup",
+        "logs:TagResource",
+        "logs:UntagResource",
+        "logs:ListTagsForResource",
+    ),
+}
+
+
+def _readers_section() -> str:
+    text = PERMISSIONS.read_text()
+    start = text.index("## AWS readers")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_aws_readers_section_lists_every_action_their_resources_need():
+    run = run_program({"awsReaders": True})
+    documented = set(re.findall(r"`((?:iam|sts|lambda|logs):[A-Za-z*]+)`", _readers_section()))
+    types = {r.type for r in run.resources if r.custom and r.type.startswith("aws:")}
+    types -= {t for t in types if t in AWS_ACTIONS and t not in READERS_ACTIONS}
+    undocumented = sorted(t for t in types if t not in READERS_ACTIONS)
+    assert undocumented == [], "document the permissions of these types, then add them above"
+    missing = {t: sorted(set(READERS_ACTIONS[t]) - documented) for t in types}
+    assert {t: m for t, m in missing.items() if m} == {}
+    # Read-after-create needs the Get in `create` mode too, not only with `existing`.
+    create = _readers_section().split("with `existing`")[0]
+    assert "`iam:GetOutboundWebIdentityFederationInfo`" in create
+
+
+def test_every_aws_readers_tag_action_has_its_untag_action():
+    actions = set(re.findall(r"`((?:iam|lambda|logs):[A-Za-z]+)`", _readers_section()))
+    for action in actions:
+        service, name = action.split(":")
+        if name.startswith("Tag"):
+            assert f"{service}:Un{name[0].lower()}{name[1:]}" in actions, action

@@ -143,29 +143,33 @@ def _exchange(entra: FederatedTokenEndpoint, assertion: str, client_id: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("issuer_suffix", "subject"),
+    ("issuer_suffix", "subject", "audience", "refused"),
     [
-        ("", ROLE),
-        ("/", ROLE),
-        ("", ROLE.upper()),
-        ("", f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/fn"),
+        ("", ROLE, ENTRA_AUDIENCE, None),
+        ("/", ROLE, ENTRA_AUDIENCE, "AADSTS700211"),
+        ("", ROLE.upper(), ENTRA_AUDIENCE, "AADSTS7002138"),
+        ("", f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/fn", ENTRA_AUDIENCE, "AADSTS700213"),
+        ("", ROLE, "api://someone-else", "AADSTS700212"),
     ],
-    ids=["exact", "trailing slash", "case", "session arn"],
+    ids=["exact", "trailing slash", "case", "session arn", "audience"],
 )
-def test_entra_matches_issuer_and_subject_exactly(entra, sts, tls, session, issuer_suffix, subject):
-    identity = entra.entra.new_identity(f"readers-{len(issuer_suffix)}-{len(subject)}")
-    credential = FederatedCredential(
-        sts.issuer(ACCOUNT) + issuer_suffix, subject, (ENTRA_AUDIENCE,)
+def test_entra_matches_issuer_subject_and_audience_exactly(
+    entra, sts, tls, session, issuer_suffix, subject, audience, refused
+):
+    identity = entra.entra.new_identity(
+        f"readers-{len(issuer_suffix)}-{len(subject)}-{len(audience)}"
     )
+    credential = FederatedCredential(sts.issuer(ACCOUNT) + issuer_suffix, subject, (audience,))
     entra.add_identity(identity, [credential])
     token = _token(_client(sts, tls, session))
-    if issuer_suffix == "" and subject == ROLE:
+    if refused is None:
         answer = _exchange(entra, token, identity.client_id)
         claims = jwt.decode(answer["access_token"], options={"verify_signature": False})
         assert claims["oid"] == identity.principal_id
         assert claims["aud"] == "https://storage.azure.com"
     else:
-        with pytest.raises(EntraRefusal, match="AADSTS70021"):
+        # The code names what differs, as real Entra's answers do.
+        with pytest.raises(EntraRefusal, match=f"^{refused}: No matching federated identity"):
             _exchange(entra, token, identity.client_id)
 
 
