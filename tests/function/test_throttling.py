@@ -214,6 +214,12 @@ def test_a_blob_overwritten_between_ranged_gets_is_read_again_from_the_start(
     assert len(gets) >= 3  # first GET, the refused conditional GET, then the new read
 
 
+SLOW_READ = 3.0
+"""The call timeout of the drip tests: each read may wait 3 s for a byte that comes every 0.2 s.
+A shorter one (1 s) let a busy CI machine stall the proxy long enough for a read timeout to end
+the call first, which proves nothing about the deadline."""
+
+
 # ---- a dripping S3 ------------------------------------------------------------------------------
 
 
@@ -222,14 +228,14 @@ def test_a_dripping_s3_is_cut_off_at_the_call_deadline_and_frees_its_thread(
 ) -> None:
     with DripProxy(world.aws.port, world.tls) as proxy:
         fn = make_function(
-            "sami", AWS_ENDPOINT_URL_S3=proxy.url(), **limits(budget=8, call_timeout=1)
+            "sami", AWS_ENDPOINT_URL_S3=proxy.url(), **limits(budget=20, call_timeout=SLOW_READ)
         )
         assert fn.call("read", name="hello.txt").status == 200  # credentials in hand
-        proxy.drip = 0.2  # one byte every 0.2 s: never a 1 s pause, so no read timeout
+        proxy.drip = 0.2  # one byte every 0.2 s: far from a 3 s pause, so no read timeout
         shut_before = deadlines.WATCHDOG.shut
-        answer, _ = call_within(fn, 10)
+        answer, _ = call_within(fn, 30)
 
-        # The call deadline (2 x 1 + 1 s) cut it off, well before the 8 s budget: a 503
+        # The call deadline (2 x 3 + 1 s) cut it off, well before the 20 s budget: a 503
         # naming S3, not a 504, and the connection was shut by the watchdog.
         error = assert_error(answer, 503, "s3_unavailable")
         assert "cut off" in error["message"]
@@ -249,9 +255,9 @@ def test_a_dripping_s3_is_cut_off_at_the_call_deadline_and_frees_its_thread(
 def test_every_dripping_dependency_is_cut_off_at_its_call_deadline(
     make_function: MakeFunction, world: World, dependency: str
 ) -> None:
-    """The same for the other three: each byte well within the 1 s read timeout, so only the
-    call's deadline (2 x 1 + 1 s; the Blob read, token included, twice that) ends it - a 503
-    naming that dependency, before the 8 s budget's 504."""
+    """The same for the other three: each byte well within the 3 s read timeout, so only the
+    call's deadline (2 x 3 + 1 s; the Blob read, token included, twice that) ends it - a 503
+    naming that dependency, before the 20 s budget's 504."""
     port, tls = {
         "identity": (world.entra.port, None),  # App Service's endpoint: plain http
         "sts": (world.aws.port, world.tls),
@@ -269,8 +275,8 @@ def test_every_dripping_dependency_is_cut_off_at_its_call_deadline(
                 "CROSSCLOUD_BLOB_ACCOUNT_URL": proxy.url() + urlsplit(world.gate.endpoint).path
             },
         }[dependency]
-        fn = make_function("sami", **settings, **limits(budget=8, call_timeout=1))
-        answer, _ = call_within(fn, 20)
+        fn = make_function("sami", **settings, **limits(budget=20, call_timeout=SLOW_READ))
+        answer, _ = call_within(fn, 30)
         error = assert_error(answer, 503, f"{dependency}_unavailable")
         assert "cut off" in error["message"]
         finished = threading.Event()
