@@ -35,6 +35,10 @@ class _ProxyServer(socketserver.ThreadingTCPServer):
     request_queue_size = 128
 
 
+POLL_SECONDS = 0.05
+"""How long a relay thread waits for a byte before it lets the other direction write."""
+
+
 class DripProxy(LoopbackService):
     """`with DripProxy(port) as proxy: proxy.url("https")`; `proxy.drip = 0.2` to drip."""
 
@@ -79,13 +83,20 @@ class DripProxy(LoopbackService):
                 return
             context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
             upstream = context.wrap_socket(upstream, server_hostname=LOOPBACK)
+        # One thread per direction, but an SSL socket must never be read in one thread while it
+        # is written in another (OpenSSL's SSL objects are not safe for that: it corrupted the
+        # upstream TLS stream, "bad record mac", under load). So each socket has a lock, and
+        # reads poll briefly so that the other direction can write in between.
+        locks = {client: threading.Lock(), upstream: threading.Lock()}
+        for sock in (client, upstream):
+            sock.settimeout(POLL_SECONDS)
         with self._lock:
             self._open |= {client, upstream}
             self.dripping += 1 if drip else 0
-        pump = threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True)
+        pump = threading.Thread(target=self._pump, args=(client, upstream, 0.0, locks), daemon=True)
         pump.start()
         try:
-            self._pump(upstream, client, drip)
+            self._pump(upstream, client, drip, locks)
         finally:
             pump.join(timeout=1)
             with self._lock:
@@ -94,19 +105,28 @@ class DripProxy(LoopbackService):
             for sock in (client, upstream):
                 sock.close()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, drip: float) -> None:
+    def _pump(
+        self,
+        source: socket.socket,
+        sink: socket.socket,
+        drip: float,
+        locks: dict[socket.socket, threading.Lock],
+    ) -> None:
         try:
             while not self._stopping.is_set():
-                data = source.recv(65536)
+                with locks[source]:
+                    try:
+                        data = source.recv(65536)
+                    except TimeoutError:
+                        continue  # nothing yet: let the other direction use the socket
                 if not data:
                     break
-                if not drip:
-                    sink.sendall(data)
-                    continue
-                for i in range(len(data)):
-                    if self._stopping.wait(drip):
+                chunks = [data[i : i + 1] for i in range(len(data))] if drip else [data]
+                for chunk in chunks:
+                    if drip and self._stopping.wait(drip):
                         return
-                    sink.sendall(data[i : i + 1])
+                    with locks[sink]:
+                        sink.sendall(chunk)
         except OSError:
             pass
         finally:
