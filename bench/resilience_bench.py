@@ -1,7 +1,8 @@
 """The function under slow, hung and failing dependencies, and bad input (issue 10's figures).
 
 Production limits (25 s budget, 5 s per call attempt, two attempts), the same loopback fakes as
-`function_bench`. Each figure is one measured request unless said otherwise:
+`function_bench`; `--quick` runs every scenario smaller and with tighter limits (`QUICK`).
+Each figure is one measured request unless said otherwise:
 
 - hung_identity_answer_s: /api/read while the managed identity endpoint accepts connections and
   never answers (was 180 s+); hung_identity_status is the answer's status.
@@ -43,16 +44,47 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
 
 from bench.function_bench import BUCKET, TOKEN_LATENCY, Fakes, fakes, route_handlers
 
-SLOW = 25.0
 HUNG = 3600.0
 BIG = 30 * 1000 * 1000
 PARALLEL = 16
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each scenario is: production limits (`make bench`), or the quick run that
+    `make test` makes so CI takes every code path (same scenarios, smaller numbers; its figures
+    are not comparable with the full run's)."""
+
+    limits: dict[str, str]
+    """App settings for the function's time limits (empty: the production defaults)."""
+    slow: float
+    """Seconds a slowed STS or Blob takes per request (beyond the request budget)."""
+    throttled_for: float
+    """The identity endpoint answers 429 this long, then recovers."""
+    retry_after: int
+    """The throttled answers' Retry-After."""
+    clients: int
+    """Parallel clients of the throttling and drip scenarios."""
+    burst: int
+    """Parallel requests of a cold burst."""
+
+
+FULL = Scale({}, 25.0, 25.0, 60, 40, 200)
+QUICK = Scale(
+    {"CROSSCLOUD_CALL_TIMEOUT_SECONDS": "1", "CROSSCLOUD_REQUEST_BUDGET_SECONDS": "6"},
+    slow=8.0,
+    throttled_for=3.0,
+    retry_after=5,
+    clients=10,
+    burst=50,
+)
 
 
 def _rss_mib() -> float:
@@ -83,8 +115,10 @@ def peak_rss() -> Iterator[list[float]]:
         thread.join()
 
 
-def run() -> dict[str, float | int]:
-    with fakes() as f:
+def run(quick: bool = False) -> dict[str, float | int]:
+    scale = QUICK if quick else FULL
+    # Each scenario starts cold (`cold()` below), so the new runtime reads these limits.
+    with fakes() as f, mock.patch.dict(os.environ, scale.limits):
         import azure.functions as func
 
         handlers = route_handlers()  # puts function_src on the path, as the host does
@@ -131,13 +165,13 @@ def run() -> dict[str, float | int]:
         pool.shutdown()
 
         cold()
-        f.aws.sts_latency = SLOW
+        f.aws.sts_latency = scale.slow
         status, _, seconds = call()
         figures["slow_sts_answer_s"], figures["slow_sts_status"] = seconds, status
 
         cold()
         assert call()[0] == 200
-        f.gate.latency = SLOW
+        f.gate.latency = scale.slow
         status, _, seconds = call()
         figures["slow_blob_answer_s"], figures["slow_blob_status"] = seconds, status
 
@@ -160,7 +194,7 @@ def run() -> dict[str, float | int]:
         cold()
         figures.update(_refused_reads(f, call))
         figures.update(_nul_answer(f, call))
-        figures.update(_issue20(f, call, cold))
+        figures.update(_issue20(f, call, cold, scale))
         cold()
         service.replace(None)
     return figures
@@ -215,42 +249,42 @@ def _nul_answer(f: Fakes, call: Callable[..., tuple[int, bytes, float]]) -> dict
 
 # ---- issue 20: throttling, drips, bursts, skew -------------------------------------------------
 
-THROTTLED_FOR = 25.0
-"""The identity endpoint answers 429 (Retry-After: 60) this long, then recovers."""
-CLIENTS = 40
-BURST = 200
 DRIP = 0.2
 """Seconds per byte of a dripping S3 answer."""
 
 Call = Callable[..., tuple[int, bytes, float]]
 
 
-def _issue20(f: Fakes, call: Call, cold: Callable[[], None]) -> dict[str, float | int]:
+def _issue20(
+    f: Fakes, call: Call, cold: Callable[[], None], scale: Scale
+) -> dict[str, float | int]:
     figures: dict[str, float | int] = {}
     # Thousands of expected outage warnings would drown the figures.
     quiet = logging.getLogger("crosscloud")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        figures.update(_issue20_scenarios(f, call, cold))
+        figures.update(_issue20_scenarios(f, call, cold, scale))
     finally:
         quiet.setLevel(level)
     return figures
 
 
-def _issue20_scenarios(f: Fakes, call: Call, cold: Callable[[], None]) -> dict[str, float | int]:
+def _issue20_scenarios(
+    f: Fakes, call: Call, cold: Callable[[], None], scale: Scale
+) -> dict[str, float | int]:
     figures: dict[str, float | int] = {}
     cold()
-    figures.update(_throttled_identity(call))
+    figures.update(_throttled_identity(call, scale))
     cold()
-    figures.update(_dripping_s3(f, call))
+    figures.update(_dripping_s3(f, call, scale))
     cold()
-    ok, tokens, exchanges = _cold_burst(f, call, sts_latency=0.0)
+    ok, tokens, exchanges = _cold_burst(f, call, scale, sts_latency=0.0)
     figures.update(
         {"burst_ok": ok, "burst_federation_tokens": tokens, "burst_sts_exchanges": exchanges}
     )
     cold()
-    ok, tokens, exchanges = _cold_burst(f, call, sts_latency=1.5)
+    ok, tokens, exchanges = _cold_burst(f, call, scale, sts_latency=1.5)
     figures.update(
         {
             "burst_slow_sts_ok": ok,
@@ -275,7 +309,7 @@ def _env(**values: str) -> Iterator[None]:
             service.replace(None)
 
 
-def _throttled_identity(call: Call) -> dict[str, float | int]:
+def _throttled_identity(call: Call, scale: Scale) -> dict[str, float | int]:
     """40 clients read cold, once a second each until a 200, while the identity endpoint answers
     429 with Retry-After: 60 for 25 s (was: every answer a 504 after 25.1 s; first success 60.2 s
     after throttling began, 34.9 s after recovery)."""
@@ -285,7 +319,7 @@ def _throttled_identity(call: Call) -> dict[str, float | int]:
     throttled = Canned(
         429,
         json.dumps({"statusCode": 429, "message": "Too many requests"}).encode(),
-        {"Retry-After": "60"},
+        {"Retry-After": str(scale.retry_after)},
         "application/json",
     )
     upstream = f"{endpoint.scheme}://{endpoint.netloc}"
@@ -297,7 +331,7 @@ def _throttled_identity(call: Call) -> dict[str, float | int]:
         results: list[tuple[float, float, int, bytes]] = []
 
         def client() -> None:
-            while time.monotonic() - began < THROTTLED_FOR + 60:
+            while time.monotonic() - began < scale.throttled_for + 60:
                 sent = time.monotonic() - began
                 status, body, seconds = call()
                 results.append((sent, seconds, status, body))
@@ -305,13 +339,13 @@ def _throttled_identity(call: Call) -> dict[str, float | int]:
                     return
                 time.sleep(1.0)
 
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            for _ in range(CLIENTS):
+        with ThreadPoolExecutor(scale.clients) as pool:
+            for _ in range(scale.clients):
                 pool.submit(client)
-            time.sleep(THROTTLED_FOR)
+            time.sleep(scale.throttled_for)
             asked_while_throttled = canned.requests
             canned.answer = None  # recovered: tokens again
-    during = [r for r in results if r[0] < THROTTLED_FOR]  # sent while throttled
+    during = [r for r in results if r[0] < scale.throttled_for]  # sent while throttled
     successes = [sent + seconds for sent, seconds, status, _ in results if status == 200]
     return {
         "throttled_identity_slowest_answer_s": max(seconds for _, seconds, _, _ in during),
@@ -320,11 +354,11 @@ def _throttled_identity(call: Call) -> dict[str, float | int]:
         )
         / len(during),
         "throttled_identity_endpoint_requests": asked_while_throttled,
-        "throttled_identity_first_success_after_recovery_s": min(successes) - THROTTLED_FOR,
+        "throttled_identity_first_success_after_recovery_s": min(successes) - scale.throttled_for,
     }
 
 
-def _dripping_s3(f: Fakes, call: Call) -> dict[str, float | int]:
+def _dripping_s3(f: Fakes, call: Call, scale: Scale) -> dict[str, float | int]:
     """40 parallel reads while S3 answers one byte every 0.2 s; S3 recovers 3 s later (new
     connections at full speed, the old ones still drip) and a read is sent every 0.5 s until one
     succeeds (was: 504 at 25 s, and 126 s until a read worked)."""
@@ -334,8 +368,8 @@ def _dripping_s3(f: Fakes, call: Call) -> dict[str, float | int]:
         assert call()[0] == 200  # credentials in hand; the drip is S3's alone
         proxy.drip = DRIP
         began = time.monotonic()
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            answers = [pool.submit(call) for _ in range(CLIENTS)]
+        with ThreadPoolExecutor(scale.clients) as pool:
+            answers = [pool.submit(call) for _ in range(scale.clients)]
             time.sleep(3.0)
             proxy.drip = 0.0
             recovered = time.monotonic()
@@ -359,7 +393,7 @@ def _dripping_s3(f: Fakes, call: Call) -> dict[str, float | int]:
     }
 
 
-def _cold_burst(f: Fakes, call: Call, sts_latency: float) -> tuple[int, int, int]:
+def _cold_burst(f: Fakes, call: Call, scale: Scale, sts_latency: float) -> tuple[int, int, int]:
     """200 parallel requests on a cold instance, /api/read, /api/list and /api/whoami in turn
     (the last two also ask for the federation token themselves), the token endpoint taking
     20 ms as in `function_bench`: (200 answers, federation tokens, STS exchanges). Before single
@@ -368,8 +402,8 @@ def _cold_burst(f: Fakes, call: Call, sts_latency: float) -> tuple[int, int, int
     f.entra.latency = TOKEN_LATENCY
     f.aws.sts_latency = sts_latency
     f.reset_counts()
-    with ThreadPoolExecutor(BURST) as pool:
-        routes = [("read", "list", "whoami")[i % 3] for i in range(BURST)]
+    with ThreadPoolExecutor(scale.burst) as pool:
+        routes = [("read", "list", "whoami")[i % 3] for i in range(scale.burst)]
         statuses = list(pool.map(lambda route: call(route)[0], routes))
     f.aws.sts_latency = f.entra.latency = 0.0
     ok = sum(status == 200 for status in statuses)
