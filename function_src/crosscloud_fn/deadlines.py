@@ -20,6 +20,7 @@ empty one).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -29,7 +30,9 @@ from itertools import count
 from typing import Any
 
 import urllib3.connection
+import urllib3.connectionpool
 
+log = logging.getLogger(__name__)
 _local = threading.local()
 _POLL = 0.05
 """How often the watchdog looks (seconds): a connection is shut at most this late."""
@@ -71,6 +74,13 @@ class _Watchdog:
         self._wake.set()
         return token
 
+    def release(self, token: int) -> None:
+        """Stop watching one connection that went back to its pool: from then on it may carry
+        another request (another thread's), which this deadline must never cut. Whether it was
+        cut before stays recorded for its block."""
+        with self._lock:
+            self._watched.pop(token, None)
+
     def unwatch(self, tokens: list[int]) -> bool:
         """Stop watching; whether any of these connections was shut at its deadline."""
         with self._lock:
@@ -82,25 +92,35 @@ class _Watchdog:
 
     def _run(self) -> None:
         while True:
-            with self._lock:
-                now = time.monotonic()
-                due = [(t, c) for t, (at, c) in self._watched.items() if at <= now]
-                idle = not self._watched
-            for token, connection in due:
-                sock = getattr(connection, "sock", None)
-                if sock is None:
-                    continue  # still connecting (bounded by the connect timeout): next round
-                with self._lock:
-                    if self._watched.pop(token, None) is None:
-                        continue  # its block ended meanwhile
-                    self._cut.add(token)
-                    self.shut += 1  # before the shutdown wakes the reader up
-                _shut(sock)
+            try:
+                idle = self._shut_due()
+            except Exception:  # the one watchdog must outlive any surprise
+                log.exception("deadline watchdog: shutting a connection failed")
+                idle = False
             if idle:
                 self._wake.wait()
                 self._wake.clear()
             else:
                 time.sleep(_POLL)
+
+    def _shut_due(self) -> bool:
+        """Shut every watched connection past its deadline; whether nothing is watched."""
+        with self._lock:
+            now = time.monotonic()
+            due = [t for t, (at, _) in self._watched.items() if at <= now]
+            idle = not self._watched
+        for token in due:
+            with self._lock:
+                entry = self._watched.get(token)
+                # Gone: its block ended, or the connection went back to its pool meanwhile.
+                sock = None if entry is None else getattr(entry[1], "sock", None)
+                if sock is None:
+                    continue  # or still connecting (bounded by the connect timeout)
+                del self._watched[token]
+                self._cut.add(token)
+                self.shut += 1  # before the shutdown wakes the reader up
+            _shut(sock)
+        return idle
 
 
 def _shut(sock: socket.socket) -> None:
@@ -171,8 +191,24 @@ def _request(self: Any, *args: Any, **kwargs: Any) -> Any:
         at, tokens = levels[-1]
         if time.monotonic() >= at:
             raise DeadlineExceeded("the call's deadline passed before this request was sent")
-        tokens.append(WATCHDOG.watch(self, at))
+        token = WATCHDOG.watch(self, at)
+        tokens.append(token)
+        self._crosscloud_deadline_token = token
     return _original_request(self, *args, **kwargs)
+
+
+_original_put_conn = urllib3.connectionpool.HTTPConnectionPool._put_conn
+
+
+def _put_conn(self: Any, conn: Any) -> None:
+    # A connection goes back to its pool once its answer was read (or it failed): its request
+    # is over, so its deadline no longer applies. Without this the watchdog could shut a pooled
+    # connection that another request took meanwhile.
+    token = getattr(conn, "_crosscloud_deadline_token", None)
+    if token is not None:
+        conn._crosscloud_deadline_token = None
+        WATCHDOG.release(token)
+    _original_put_conn(self, conn)
 
 
 def install() -> None:
@@ -180,6 +216,8 @@ def install() -> None:
 
     urllib3.connection.HTTPConnection is the base of requests' and botocore's connections
     (botocore.awsrequest.AWSConnection.request calls super().request), so this one hook covers
-    the identity endpoint, STS, S3 and Blob. Idempotent.
+    the identity endpoint, STS, S3 and Blob; and a connection leaves the watch when it goes back
+    to its pool (HTTPConnectionPool._put_conn, urllib3 is pinned). Idempotent.
     """
     urllib3.connection.HTTPConnection.request = _request  # type: ignore[method-assign]
+    urllib3.connectionpool.HTTPConnectionPool._put_conn = _put_conn  # type: ignore[method-assign]
