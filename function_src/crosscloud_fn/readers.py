@@ -69,6 +69,34 @@ class BlobReader:
     def __init__(self, container: ContainerClient) -> None:
         self.container = container
 
+    @classmethod
+    def connect(
+        cls,
+        account_url: str,
+        container: str,
+        credential: Any,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        retry_policy: Any,
+    ) -> BlobReader:
+        """A reader whose client waits and reads within bounds (the function's and the Lambda's
+        alike): the given timeouts and retry policy, and a first GET of FIRST_GET_BYTES."""
+        return cls(
+            ContainerClient(
+                account_url=account_url,
+                container_name=container,
+                credential=credential,
+                connection_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retry_policy=retry_policy,
+                # The first GET of download_blob (default 32 MiB, read into memory) is what
+                # tells the size: keep it small so a too-large blob costs almost nothing.
+                max_single_get_size=FIRST_GET_BYTES,
+                max_chunk_get_size=MAX_OBJECT_BYTES,
+            )
+        )
+
     @property
     def container_name(self) -> str:
         return self.container.container_name

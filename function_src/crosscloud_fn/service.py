@@ -24,13 +24,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ClientAuthenticationError
-from azure.storage.blob import ContainerClient, ExponentialRetry
+from azure.storage.blob import ExponentialRetry
 
 from crosscloud_fn import deadlines, errors, telemetry
 from crosscloud_fn.credentials import Clock, s3_client, web_identity_credentials
 from crosscloud_fn.dependencies import BLOB, IDENTITY, S3, Activity, Unavailable, waiting_on
 from crosscloud_fn.identity import managed_identity_credential
-from crosscloud_fn.readers import FIRST_GET_BYTES, MAX_OBJECT_BYTES, BlobReader, S3Reader
+from crosscloud_fn.readers import BlobReader, S3Reader
 from crosscloud_fn.settings import Settings
 
 WHOAMI_CLAIMS = ("aud", "iss", "sub", "oid", "appid", "roles", "exp")
@@ -88,19 +88,13 @@ class CrossCloud:
         limits = settings.limits
         self.credential = telemetry.ObservedIdentity(managed_identity_credential(settings))
         self.aws_credentials = web_identity_credentials(self.credential, settings, clock=clock)
-        self.blob = BlobReader(
-            ContainerClient(
-                account_url=settings.blob_account_url,
-                container_name=settings.blob_container,
-                credential=self.credential,
-                connection_timeout=limits.connect_timeout,
-                read_timeout=limits.call_timeout,
-                retry_policy=BlobRetry(),
-                # The first GET of download_blob (default 32 MiB, read into memory) is what
-                # tells the size: keep it small so a too-large blob costs almost nothing.
-                max_single_get_size=FIRST_GET_BYTES,
-                max_chunk_get_size=MAX_OBJECT_BYTES,
-            )
+        self.blob = BlobReader.connect(
+            settings.blob_account_url,
+            settings.blob_container,
+            self.credential,
+            connect_timeout=limits.connect_timeout,
+            read_timeout=limits.call_timeout,
+            retry_policy=BlobRetry(),
         )
         self.s3 = S3Reader(
             s3_client(self.aws_credentials, settings), settings.s3_bucket, settings.s3_key_prefix

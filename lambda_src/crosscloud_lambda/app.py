@@ -26,11 +26,11 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.identity import ClientAssertionCredential
-from azure.storage.blob import ContainerClient, ExponentialRetry
+from azure.storage.blob import ExponentialRetry
 from botocore.exceptions import BotoCoreError, ClientError
 from crosscloud_fn import errors, redaction
 from crosscloud_fn.names import BadName, validate_name
-from crosscloud_fn.readers import FIRST_GET_BYTES, MAX_OBJECT_BYTES, BlobReader
+from crosscloud_fn.readers import BlobReader
 
 from crosscloud_lambda import failures
 from crosscloud_lambda.settings import LambdaSettings, SettingsError
@@ -79,17 +79,13 @@ class Reader:
         self.credential = ClientAssertionCredential(
             settings.tenant_id, settings.reader_client_id, self.assertion, **bounds
         )
-        self.blob = BlobReader(
-            ContainerClient(
-                account_url=settings.blob_account_url,
-                container_name=settings.blob_container,
-                credential=self.credential,
-                connection_timeout=settings.connect_timeout,
-                read_timeout=settings.call_timeout,
-                retry_policy=NoTokenRetry(),
-                max_single_get_size=FIRST_GET_BYTES,
-                max_chunk_get_size=MAX_OBJECT_BYTES,
-            )
+        self.blob = BlobReader.connect(
+            settings.blob_account_url,
+            settings.blob_container,
+            self.credential,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.call_timeout,
+            retry_policy=NoTokenRetry(),
         )
 
     def answer(self, event: Any) -> dict[str, Any]:

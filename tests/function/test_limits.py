@@ -71,7 +71,7 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, raw_response_hook=hook, **kwargs)
 
-    monkeypatch.setattr(service, "ContainerClient", RecordingContainerClient)
+    monkeypatch.setattr(readers, "ContainerClient", RecordingContainerClient)
     yield seen
 
 
